@@ -1,0 +1,35 @@
+// Command hookpipe is a distribution of the Benthos stream processor with the
+// hookpipe webhook plugins and outputs compiled in. It offers the engine's own
+// command line: run, lint, test, list, blobl, echo and more.
+package main
+
+import (
+	"context"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	// The engine's open-source core components.
+	_ "github.com/redpanda-data/benthos/v4/public/components/io"
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+
+	// hookpipe's outputs.
+	_ "github.com/hookpipe/hookpipe/plugins/outputs/kafka"
+	_ "github.com/hookpipe/hookpipe/plugins/outputs/s3"
+	_ "github.com/hookpipe/hookpipe/plugins/outputs/sql"
+)
+
+// Version and DateBuilt are set at build time with -ldflags "-X main.Version=...".
+var (
+	Version   = "dev"
+	DateBuilt = "unknown"
+)
+
+func main() {
+	service.RunCLI(
+		context.Background(),
+		service.CLIOptSetProductName("hookpipe"),
+		service.CLIOptSetBinaryName("hookpipe"),
+		service.CLIOptSetVersion(Version, DateBuilt),
+		service.CLIOptSetShowRunCommand(true),
+	)
+}

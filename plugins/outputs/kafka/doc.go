@@ -1,0 +1,2 @@
+// Package kafka provides the kafka output of hookpipe.
+package kafka

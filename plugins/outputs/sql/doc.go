@@ -1,0 +1,2 @@
+// Package sql provides the sql output of hookpipe.
+package sql
