@@ -12,6 +12,13 @@ import (
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 
+	// hookpipe's webhook plugins: free of any dependency on the outputs, so
+	// they can be compiled into another distribution of the engine.
+	_ "github.com/hookpipe/hookpipe/plugins/bloblang"
+	_ "github.com/hookpipe/hookpipe/plugins/controlshift"
+	_ "github.com/hookpipe/hookpipe/plugins/thecity"
+	_ "github.com/hookpipe/hookpipe/plugins/webhook"
+
 	// hookpipe's outputs.
 	_ "github.com/hookpipe/hookpipe/plugins/outputs/kafka"
 	_ "github.com/hookpipe/hookpipe/plugins/outputs/s3"

@@ -1,0 +1,738 @@
+// Package webhook provides the webhook_server input: one HTTP listener that
+// receives provider webhooks on several endpoints, authenticates them on the
+// raw bytes and answers each request only once the pipeline has written its
+// message.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/hookpipe/hookpipe/plugins/auth"
+	"github.com/hookpipe/hookpipe/plugins/lenientjson"
+)
+
+const (
+	fieldAddress          = "address"
+	fieldEndpoints        = "endpoints"
+	fieldEPPath           = "path"
+	fieldEPProvider       = "provider"
+	fieldEPSource         = "source"
+	fieldEPLenient        = "lenient_json"
+	fieldEPAuth           = "auth"
+	fieldMaxBodyBytes     = "max_body_bytes"
+	fieldTimeout          = "timeout"
+	fieldReadTimeout      = "read_timeout"
+	fieldReadHeaderTO     = "read_header_timeout"
+	fieldIdleTimeout      = "idle_timeout"
+	fieldMaxInFlight      = "max_in_flight"
+	fieldMaxBatchSize     = "max_batch_size"
+	fieldBatchPeriod      = "batch_period"
+	fieldContentTypes     = "allowed_content_types"
+	fieldMetadataHeaders  = "metadata_headers"
+	fieldRateLimit        = "rate_limit"
+	fieldShutdownDeadline = "shutdown_timeout"
+)
+
+// Metadata keys set on every message.
+const (
+	MetaProvider   = "webhook_provider"
+	MetaEndpoint   = "webhook_endpoint"
+	MetaSource     = "webhook_source"
+	MetaRemoteAddr = "webhook_remote_addr"
+	MetaReceivedAt = "webhook_received_at"
+	MetaRequestID  = "webhook_request_id"
+)
+
+func inputSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Stable().
+		Categories("Network").
+		Summary("Receives provider webhooks (ControlShift Labs, The City, ...) on one HTTP listener, authenticates them on the raw body and answers each request only after the pipeline has written its message.").
+		Description(`
+Each endpoint is a path on the listener with its provider name and its authentication. A request goes through these
+checks in order, and the first that fails answers with a short JSON error body:
+
+| check | status |
+| --- | --- |
+| unknown path | 404 |
+| method other than POST | 405 |
+| `+"`Content-Type`"+` not in `+"`allowed_content_types`"+` | 415 |
+| body larger than `+"`max_body_bytes`"+` (also when chunked) | 413 |
+| body not received within `+"`read_timeout`"+` | 408 |
+| authentication failed or missing | 401 |
+| body not valid UTF-8 or not a JSON object | 400 |
+| over `+"`max_in_flight`"+` concurrent requests or over the rate limit | 503 / 429, with `+"`Retry-After`"+` |
+
+A request that passes becomes one message whose content is the raw body, exactly as received. The reply waits for the
+pipeline: **200 means the output acknowledged the message** (it was written); a nack, or no acknowledgement within
+`+"`timeout`"+`, answers 503 so that the provider's own retry brings the event back. Concurrent requests are gathered into
+one batch (up to `+"`max_batch_size`"+`), and each is answered from its own message's outcome, so one failed write does not
+fail its neighbours.
+
+### Metadata
+
+- `+"`webhook_provider`"+`: the endpoint's provider
+- `+"`webhook_endpoint`"+`: the endpoint's path
+- `+"`webhook_source`"+`: the endpoint's `+"`source`"+` (CloudEvents source), its path by default
+- `+"`webhook_remote_addr`"+`: the peer address
+- `+"`webhook_received_at`"+`: receive time, RFC 3339 UTC with nanoseconds
+- `+"`webhook_request_id`"+`: a random id, also returned in the `+"`X-Request-Id`"+` response header
+- each header named in `+"`metadata_headers`"+`, under its lower-case name (control characters removed)
+`).
+		Fields(
+			service.NewStringField(fieldAddress).Description("The address to listen on.").Default("0.0.0.0:8080"),
+			service.NewObjectListField(fieldEndpoints,
+				service.NewStringField(fieldEPPath).Description("The path this endpoint is served on, e.g. `/webhooks/thecity`."),
+				service.NewStringField(fieldEPProvider).Description("The provider name stored in `webhook_provider`, e.g. `controlshift` or `thecity`."),
+				service.NewStringField(fieldEPSource).Description("The CloudEvents `source` of this endpoint's events. Defaults to the path.").Default(""),
+				service.NewBoolField(fieldEPLenient).Description("Accept the non-strict JSON found in The City's documented examples (`nil`, trailing commas, a missing comma between members). The message keeps the raw bytes; the provider processor reads them leniently too.").Default(false),
+				auth.ConfigField(fieldEPAuth),
+			).Description("The endpoints served on this listener."),
+			service.NewIntField(fieldMaxBodyBytes).Description("The largest body accepted; larger ones answer 413.").Default(1<<20),
+			service.NewDurationField(fieldTimeout).Description("How long a request waits for its message to be acknowledged before it answers 503.").Default("10s"),
+			service.NewDurationField(fieldReadTimeout).Description("How long reading a whole request may take (slow senders answer 408).").Default("10s").Advanced(),
+			service.NewDurationField(fieldReadHeaderTO).Description("How long reading the request headers may take.").Default("5s").Advanced(),
+			service.NewDurationField(fieldIdleTimeout).Description("How long an idle keep-alive connection is kept.").Default("60s").Advanced(),
+			service.NewIntField(fieldMaxInFlight).Description("The most requests processed at once; more answer 503 with `Retry-After` at once instead of piling up.").Default(1024),
+			service.NewIntField(fieldMaxBatchSize).Description("The most concurrent requests gathered into one message batch.").Default(256).Advanced(),
+			service.NewDurationField(fieldBatchPeriod).Description("How long to wait for more requests before a batch is released. The default, 0s, releases at once whatever has arrived, so batching costs no latency.").Default("0s").Advanced(),
+			service.NewStringListField(fieldContentTypes).Description("Accepted media types; `+json` suffixes of these are accepted too. A request without `Content-Type` is accepted.").Default([]string{"application/json"}).Advanced(),
+			service.NewStringListField(fieldMetadataHeaders).Description("Request headers copied into metadata under their lower-case names. Do not list headers that carry secrets when the metadata reaches a sink.").Default([]string{"User-Agent"}),
+			service.NewStringField(fieldRateLimit).Description("An optional `rate_limit` resource; requests over it answer 429 with `Retry-After`.").Default("").Advanced(),
+			service.NewDurationField(fieldShutdownDeadline).Description("How long to wait for in-flight requests at shutdown.").Default("10s").Advanced(),
+		).
+		Example("ControlShift and The City on one listener", `Both providers' endpoints on port 8080, secrets from environment variables.`, `
+input:
+  webhook_server:
+    address: 0.0.0.0:8080
+    endpoints:
+      - path: /webhooks/controlshift
+        provider: controlshift
+        auth:
+          basic:
+            username: controlshift
+            passwords: [ "${CONTROLSHIFT_PASSWORD}", "${CONTROLSHIFT_PASSWORD_PREVIOUS:}" ]
+      - path: /webhooks/thecity
+        provider: thecity
+        lenient_json: true
+        auth:
+          city_signature:
+            mode: shared
+            secrets: [ "${THECITY_SECRET}", "${THECITY_SECRET_PREVIOUS:}" ]
+`)
+}
+
+func init() {
+	err := service.RegisterBatchInput("webhook_server", inputSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
+		return newWebhookServer(conf, mgr)
+	})
+	if err != nil {
+		panic(err)
+	}
+}
+
+type endpoint struct {
+	path        string
+	provider    string
+	source      string
+	lenient     bool
+	verifier    auth.Verifier
+	tokenInPath bool
+}
+
+// request states: a queued request is either taken into a batch by ReadBatch
+// or abandoned by its handler (timeout, shutdown), never both, so a request
+// answered 503 before it was taken is guaranteed not to be written.
+const (
+	stateQueued int32 = iota
+	stateTaken
+	stateAbandoned
+)
+
+type pendingRequest struct {
+	msg   *service.Message
+	state atomic.Int32
+	done  chan error // buffered: an ack never blocks on a gone handler
+}
+
+type webhookServer struct {
+	log *service.Logger
+	mgr *service.Resources
+
+	address      string
+	exact        map[string]*endpoint
+	prefixed     []*endpoint
+	maxBody      int64
+	timeout      time.Duration
+	maxBatch     int
+	batchPeriod  time.Duration
+	contentTypes []string
+	metaHeaders  []metaHeader
+	rateLimit    string
+	shutdownWait time.Duration
+
+	slots   chan struct{}
+	pending chan *pendingRequest
+	closing chan struct{}
+	closeMu sync.Once
+
+	server   *http.Server
+	listener net.Listener
+	idPrefix string
+	idSeq    atomic.Uint64
+	served   chan struct{}
+}
+
+type metaHeader struct{ header, key string }
+
+func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webhookServer, error) {
+	w := &webhookServer{log: mgr.Logger(), mgr: mgr, exact: map[string]*endpoint{}, closing: make(chan struct{}), served: make(chan struct{})}
+	var err error
+	if w.address, err = conf.FieldString(fieldAddress); err != nil {
+		return nil, err
+	}
+	epConfs, err := conf.FieldObjectList(fieldEndpoints)
+	if err != nil {
+		return nil, err
+	}
+	if len(epConfs) == 0 {
+		return nil, errors.New("webhook_server: at least one endpoint is required")
+	}
+	for i, ec := range epConfs {
+		ep, err := endpointFromConfig(ec)
+		if err != nil {
+			return nil, fmt.Errorf("endpoints[%d]: %w", i, err)
+		}
+		if _, dup := w.exact[ep.path]; dup {
+			return nil, fmt.Errorf("endpoints[%d]: path %s is used twice", i, ep.path)
+		}
+		w.exact[ep.path] = ep
+		if ep.tokenInPath {
+			w.prefixed = append(w.prefixed, ep)
+		}
+	}
+	maxBody, err := conf.FieldInt(fieldMaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if maxBody <= 0 {
+		return nil, errors.New("max_body_bytes must be positive")
+	}
+	w.maxBody = int64(maxBody)
+	if w.timeout, err = conf.FieldDuration(fieldTimeout); err != nil {
+		return nil, err
+	}
+	inFlight, err := conf.FieldInt(fieldMaxInFlight)
+	if err != nil {
+		return nil, err
+	}
+	if inFlight <= 0 {
+		return nil, errors.New("max_in_flight must be positive")
+	}
+	if w.maxBatch, err = conf.FieldInt(fieldMaxBatchSize); err != nil {
+		return nil, err
+	}
+	if w.maxBatch <= 0 {
+		return nil, errors.New("max_batch_size must be positive")
+	}
+	if w.batchPeriod, err = conf.FieldDuration(fieldBatchPeriod); err != nil {
+		return nil, err
+	}
+	ct, err := conf.FieldStringList(fieldContentTypes)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ct {
+		w.contentTypes = append(w.contentTypes, strings.ToLower(strings.TrimSpace(c)))
+	}
+	hs, err := conf.FieldStringList(fieldMetadataHeaders)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range hs {
+		w.metaHeaders = append(w.metaHeaders, metaHeader{header: http.CanonicalHeaderKey(h), key: strings.ToLower(h)})
+	}
+	if w.rateLimit, err = conf.FieldString(fieldRateLimit); err != nil {
+		return nil, err
+	}
+	if w.rateLimit != "" && !mgr.HasRateLimit(w.rateLimit) {
+		return nil, fmt.Errorf("rate_limit resource %q is not defined", w.rateLimit)
+	}
+	if w.shutdownWait, err = conf.FieldDuration(fieldShutdownDeadline); err != nil {
+		return nil, err
+	}
+	readTO, err := conf.FieldDuration(fieldReadTimeout)
+	if err != nil {
+		return nil, err
+	}
+	headerTO, err := conf.FieldDuration(fieldReadHeaderTO)
+	if err != nil {
+		return nil, err
+	}
+	idleTO, err := conf.FieldDuration(fieldIdleTimeout)
+	if err != nil {
+		return nil, err
+	}
+
+	w.slots = make(chan struct{}, inFlight)
+	w.pending = make(chan *pendingRequest, inFlight)
+	var seed [6]byte
+	_, _ = rand.Read(seed[:])
+	w.idPrefix = hex.EncodeToString(seed[:])
+	w.server = &http.Server{
+		Handler:           w,
+		ReadTimeout:       readTO,
+		ReadHeaderTimeout: headerTO,
+		IdleTimeout:       idleTO,
+		MaxHeaderBytes:    64 << 10,
+		// The write deadline must outlast the wait for an acknowledgement.
+		WriteTimeout: readTO + w.timeout + 5*time.Second,
+	}
+	return w, nil
+}
+
+func endpointFromConfig(ec *service.ParsedConfig) (*endpoint, error) {
+	ep := &endpoint{}
+	var err error
+	if ep.path, err = ec.FieldString(fieldEPPath); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(ep.path, "/") {
+		return nil, fmt.Errorf("path %q must start with /", ep.path)
+	}
+	ep.path = strings.TrimRight(ep.path, "/")
+	if ep.path == "" {
+		ep.path = "/"
+	}
+	if ep.provider, err = ec.FieldString(fieldEPProvider); err != nil {
+		return nil, err
+	}
+	if ep.provider == "" {
+		return nil, errors.New("provider is empty")
+	}
+	if ep.source, err = ec.FieldString(fieldEPSource); err != nil {
+		return nil, err
+	}
+	if ep.source == "" {
+		ep.source = ep.path
+	}
+	if ep.lenient, err = ec.FieldBool(fieldEPLenient); err != nil {
+		return nil, err
+	}
+	if ep.verifier, ep.tokenInPath, err = auth.FromConfig(ec.Namespace(fieldEPAuth)); err != nil {
+		return nil, err
+	}
+	return ep, nil
+}
+
+// Connect starts listening. A port that cannot be bound fails the stream at
+// start instead of leaving it running deaf.
+func (w *webhookServer) Connect(ctx context.Context) error {
+	if w.listener != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", w.address)
+	if err != nil {
+		return fmt.Errorf("webhook_server: listen on %s: %w", w.address, err)
+	}
+	w.listener = ln
+	w.log.Infof("Receiving webhooks on %s (%d endpoints)", ln.Addr(), len(w.exact))
+	go func() {
+		defer close(w.served)
+		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Errorf("webhook_server stopped: %v", err)
+		}
+	}()
+	return nil
+}
+
+// ReadBatch hands the pipeline every request that has arrived, up to
+// max_batch_size, and answers each from its own message's outcome.
+func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	var reqs []*pendingRequest
+	take := func(p *pendingRequest) {
+		if p.state.CompareAndSwap(stateQueued, stateTaken) {
+			reqs = append(reqs, p)
+		}
+	}
+	for len(reqs) == 0 {
+		select {
+		case p := <-w.pending:
+			take(p)
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-w.closing:
+			return nil, nil, service.ErrNotConnected
+		}
+	}
+	var period <-chan time.Time
+	if w.batchPeriod > 0 {
+		t := time.NewTimer(w.batchPeriod)
+		defer t.Stop()
+		period = t.C
+	}
+gather:
+	for len(reqs) < w.maxBatch {
+		select {
+		case p := <-w.pending:
+			take(p)
+		default:
+			if period == nil {
+				break gather
+			}
+			select {
+			case p := <-w.pending:
+				take(p)
+			case <-period:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+	}
+
+	batch := make(service.MessageBatch, len(reqs))
+	for i, r := range reqs {
+		batch[i] = r.msg
+	}
+	index := batch.Index()
+	return batch, func(_ context.Context, err error) error {
+		if err == nil {
+			for _, r := range reqs {
+				r.done <- nil
+			}
+			return nil
+		}
+		var berr *service.BatchError
+		if !errors.As(err, &berr) {
+			for _, r := range reqs {
+				r.done <- err
+			}
+			return nil
+		}
+		results := make([]error, len(reqs))
+		berr.WalkMessagesIndexedBy(index, func(i int, _ *service.Message, merr error) bool {
+			if i >= 0 && i < len(results) && merr != nil {
+				results[i] = merr
+			}
+			return true
+		})
+		for i, r := range reqs {
+			r.done <- results[i]
+		}
+		return nil
+	}, nil
+}
+
+// Close stops the listener, answers every request that never reached the
+// pipeline with 503, and waits for in-flight requests up to shutdown_timeout.
+func (w *webhookServer) Close(ctx context.Context) error {
+	w.closeMu.Do(func() { close(w.closing) })
+	if w.listener == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.shutdownWait)
+	defer cancel()
+	err := w.server.Shutdown(ctx)
+	if err != nil {
+		_ = w.server.Close()
+	}
+	<-w.served
+	return nil
+}
+
+type reply struct {
+	Status    string `json:"status,omitempty"`
+	Error     string `json:"error,omitempty"`
+	RequestID string `json:"request_id"`
+}
+
+func (w *webhookServer) respond(rw http.ResponseWriter, status int, requestID, errText string) {
+	h := rw.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Request-Id", requestID)
+	h.Set("Cache-Control", "no-store")
+	r := reply{RequestID: requestID, Error: errText}
+	if status == http.StatusOK {
+		r.Status = "accepted"
+	}
+	b, _ := json.Marshal(r)
+	rw.WriteHeader(status)
+	_, _ = rw.Write(append(b, '\n'))
+}
+
+func (w *webhookServer) newRequestID() string {
+	return w.idPrefix + strconv.FormatUint(w.idSeq.Add(1), 16)
+}
+
+func (w *webhookServer) route(path string) (*endpoint, string) {
+	if len(path) > 1 {
+		path = strings.TrimRight(path, "/")
+	}
+	if ep, ok := w.exact[path]; ok {
+		return ep, ""
+	}
+	for _, ep := range w.prefixed {
+		if rest, ok := strings.CutPrefix(path, ep.path+"/"); ok && rest != "" && !strings.Contains(rest, "/") {
+			return ep, rest
+		}
+	}
+	return nil, ""
+}
+
+func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
+	receivedAt := time.Now()
+	requestID := w.newRequestID()
+
+	ep, pathToken := w.route(req.URL.Path)
+	if ep == nil {
+		w.respond(rw, http.StatusNotFound, requestID, "no webhook endpoint at this path")
+		return
+	}
+	if req.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		w.respond(rw, http.StatusMethodNotAllowed, requestID, "only POST is accepted")
+		return
+	}
+	if !w.contentTypeAllowed(req.Header.Get("Content-Type")) {
+		w.respond(rw, http.StatusUnsupportedMediaType, requestID, "content type must be JSON")
+		return
+	}
+	if req.ContentLength > w.maxBody {
+		w.respond(rw, http.StatusRequestEntityTooLarge, requestID, "body too large")
+		return
+	}
+
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	default:
+		rw.Header().Set("Retry-After", "1")
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "too many concurrent requests")
+		return
+	}
+	if w.rateLimit != "" {
+		if wait := w.rateLimitWait(req.Context()); wait > 0 {
+			rw.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			w.respond(rw, http.StatusTooManyRequests, requestID, "rate limit exceeded")
+			return
+		}
+	}
+
+	body, status, errText := w.readBody(rw, req)
+	if status != 0 {
+		w.respond(rw, status, requestID, errText)
+		return
+	}
+
+	authReq := auth.Request{Header: req.Header.Get, Query: req.URL.Query().Get, PathToken: pathToken, Body: body}
+	if err := ep.verifier.Verify(authReq); err != nil {
+		w.log.Debugf("Rejected delivery to %s from %s: %v", ep.path, req.RemoteAddr, err)
+		w.respond(rw, http.StatusUnauthorized, requestID, "unauthorized")
+		return
+	}
+	if errText := checkJSONObject(body, ep.lenient); errText != "" {
+		w.respond(rw, http.StatusBadRequest, requestID, errText)
+		return
+	}
+
+	msg := service.NewMessage(body)
+	msg.MetaSetMut(MetaProvider, ep.provider)
+	msg.MetaSetMut(MetaEndpoint, ep.path)
+	msg.MetaSetMut(MetaSource, ep.source)
+	msg.MetaSetMut(MetaRemoteAddr, req.RemoteAddr)
+	msg.MetaSetMut(MetaReceivedAt, receivedAt.UTC().Format(time.RFC3339Nano))
+	msg.MetaSetMut(MetaRequestID, requestID)
+	for _, mh := range w.metaHeaders {
+		if v := req.Header.Get(mh.header); v != "" {
+			msg.MetaSetMut(mh.key, sanitizeHeaderValue(v))
+		}
+	}
+
+	p := &pendingRequest{msg: msg, done: make(chan error, 1)}
+	timer := time.NewTimer(w.timeout)
+	defer timer.Stop()
+
+	select {
+	case w.pending <- p:
+	case <-timer.C:
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "pipeline is not accepting messages")
+		return
+	case <-w.closing:
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "shutting down")
+		return
+	}
+
+	select {
+	case err := <-p.done:
+		if err != nil {
+			w.log.Warnf("Delivery %s to %s was not written: %v", requestID, ep.path, err)
+			w.respond(rw, http.StatusServiceUnavailable, requestID, "event was not written; retry later")
+			return
+		}
+		w.respond(rw, http.StatusOK, requestID, "")
+	case <-timer.C:
+		w.abandon(rw, p, requestID, "timed out waiting for the event to be written; retry later")
+	case <-w.closing:
+		w.abandonOnClose(rw, p, requestID, timer.C)
+	}
+}
+
+// abandon answers 503 for a request whose outcome did not arrive in time. If
+// the request was never taken into a batch it is withdrawn, so it will never
+// be written; otherwise it may still be written, which the idempotent sinks
+// absorb when the provider retries.
+func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, requestID, errText string) {
+	if !p.state.CompareAndSwap(stateQueued, stateAbandoned) {
+		// Taken at the last moment: take its result if it is already there.
+		select {
+		case err := <-p.done:
+			if err == nil {
+				w.respond(rw, http.StatusOK, requestID, "")
+				return
+			}
+		default:
+		}
+	}
+	rw.Header().Set("Retry-After", "60")
+	w.respond(rw, http.StatusServiceUnavailable, requestID, errText)
+}
+
+// abandonOnClose withdraws a queued request at shutdown; a request already in
+// the pipeline keeps waiting for its true outcome until its timeout.
+func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, requestID string, timeout <-chan time.Time) {
+	if p.state.CompareAndSwap(stateQueued, stateAbandoned) {
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "shutting down")
+		return
+	}
+	select {
+	case err := <-p.done:
+		if err == nil {
+			w.respond(rw, http.StatusOK, requestID, "")
+			return
+		}
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "event was not written; retry later")
+	case <-timeout:
+		w.respond(rw, http.StatusServiceUnavailable, requestID, "timed out waiting for the event to be written; retry later")
+	}
+}
+
+func (w *webhookServer) rateLimitWait(ctx context.Context) time.Duration {
+	var wait time.Duration
+	err := w.mgr.AccessRateLimit(ctx, w.rateLimit, func(rl service.RateLimit) {
+		var err error
+		if wait, err = rl.Access(ctx); err != nil {
+			wait = time.Second
+		}
+	})
+	if err != nil {
+		return time.Second
+	}
+	return wait
+}
+
+func (w *webhookServer) readBody(rw http.ResponseWriter, req *http.Request) ([]byte, int, string) {
+	size := req.ContentLength
+	if size < 0 || size > w.maxBody {
+		size = 0
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(size) + 1)
+	if _, err := buf.ReadFrom(http.MaxBytesReader(rw, req.Body, w.maxBody)); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, http.StatusRequestEntityTooLarge, "body too large"
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			return nil, http.StatusRequestTimeout, "body not received in time"
+		}
+		return nil, http.StatusBadRequest, "could not read body"
+	}
+	if buf.Len() == 0 {
+		return nil, http.StatusBadRequest, "empty body"
+	}
+	return buf.Bytes(), 0, ""
+}
+
+func (w *webhookServer) contentTypeAllowed(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	for _, allowed := range w.contentTypes {
+		if mt == allowed {
+			return true
+		}
+		// application/cloudevents+json and the like.
+		if typ, sub, ok := strings.Cut(allowed, "/"); ok && strings.HasPrefix(mt, typ+"/") && strings.HasSuffix(mt, "+"+sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkJSONObject returns why body is not acceptable JSON, or "".
+func checkJSONObject(body []byte, lenient bool) string {
+	if !utf8.Valid(body) {
+		return "body is not valid UTF-8"
+	}
+	if lenient {
+		if !lenientjson.Valid(body) {
+			return "body is not valid JSON"
+		}
+	} else if !json.Valid(body) {
+		return "body is not valid JSON"
+	}
+	for _, c := range body {
+		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			continue
+		}
+		if c == '{' {
+			return ""
+		}
+		break
+	}
+	return "body must be a JSON object"
+}
+
+// sanitizeHeaderValue drops control characters so a header value copied into
+// metadata cannot smuggle line breaks into logs or downstream headers.
+func sanitizeHeaderValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, v)
+}
