@@ -1,0 +1,264 @@
+package sql
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+)
+
+func TestInitFilesRunInOrderBeforeInitStatement(t *testing.T) {
+	dir := t.TempDir()
+	// 10_ sorts after 02_; each file depends on the one before it, and the
+	// init statement on both.
+	files := map[string]string{
+		"02_events.sql": "CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY);\nCREATE TABLE IF NOT EXISTS seen (id TEXT);",
+		"10_seed.sql":   "INSERT INTO events (id) VALUES ('seed') ON CONFLICT DO NOTHING;",
+		"notes.txt":     "not SQL",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dsn := sqliteFile(t)
+	o := newSQLiteInsertWith(t, `
+driver: sqlite
+dsn: `+dsn+`
+table: seen
+columns: [ id ]
+args_mapping: root = [ this.id ]
+init_files: [ "`+filepath.Join(dir, "*.sql")+`" ]
+init_statement: INSERT INTO seen SELECT id FROM events
+`)
+	// Connecting twice in a row (as after a restart) must not fail: the
+	// files are idempotent, and the pool is only opened once per output.
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryStrings(t, dsn, "SELECT id FROM seen"); strings.Join(got, ",") != "seed" {
+		t.Errorf("seen = %v, want [seed]", got)
+	}
+}
+
+func newSQLiteInsertWith(t testing.TB, yaml string) *sqlInsertOutput {
+	t.Helper()
+	o, err := parseInsert(yaml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	return o
+}
+
+func TestInitFailureFailsConnect(t *testing.T) {
+	o, err := parseInsert(`
+driver: sqlite
+dsn: ` + sqliteFile(t) + `
+table: events
+columns: [ id ]
+args_mapping: root = [ this.id ]
+init_statement: CREATE TABLE events (id TEXT PRIMARY KEY) WITH NONSENSE
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = o.Connect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "init_statement") {
+		t.Fatalf("connect with a broken init_statement = %v", err)
+	}
+	if err := o.WriteBatch(context.Background(), events(0, 1)); !errors.Is(err, service.ErrNotConnected) {
+		t.Errorf("write after failed connect = %v, want ErrNotConnected", err)
+	}
+}
+
+func TestInitFilesMissingIsConfigError(t *testing.T) {
+	_, err := parseInsert(`
+driver: sqlite
+dsn: file:/tmp/x.db
+table: events
+columns: [ id ]
+args_mapping: root = [ this.id ]
+init_files: [ "` + filepath.Join(t.TempDir(), "missing.sql") + `" ]
+`)
+	if err == nil {
+		t.Error("a missing init file was accepted")
+	}
+}
+
+func TestSQLiteConnectCreatesDirectoryAndSetsPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "events.db")
+	o := newSQLiteInsertWith(t, `
+driver: sqlite
+dsn: file:`+path+`
+table: events
+columns: [ id ]
+args_mapping: root = [ this.id ]
+`)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database file not created: %v", err)
+	}
+	db, err := o.conn.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	var timeout int
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("PRAGMA busy_timeout").Scan(&timeout); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || timeout != 5000 {
+		t.Errorf("journal_mode=%s busy_timeout=%d, want wal and 5000", mode, timeout)
+	}
+	if got := db.Stats().MaxOpenConnections; got != 1 {
+		t.Errorf("sqlite pool allows %d connections, want 1", got)
+	}
+}
+
+func TestPoolSettings(t *testing.T) {
+	o := newSQLiteInsertWith(t, `
+driver: sqlite
+dsn: `+sqliteFile(t)+`
+table: events
+columns: [ id ]
+args_mapping: root = [ this.id ]
+conn_max_open: 4
+conn_max_idle: 3
+conn_max_idle_time: 1m
+conn_max_life_time: 1h
+`)
+	c := o.conn
+	if c.maxOpen != 4 || c.maxIdle != 3 || c.maxIdleTime != time.Minute || c.maxLifeTime != time.Hour {
+		t.Errorf("pool settings = open %d idle %d idle_time %s life %s", c.maxOpen, c.maxIdle, c.maxIdleTime, c.maxLifeTime)
+	}
+	db, _ := c.get()
+	if got := db.Stats().MaxOpenConnections; got != 4 {
+		t.Errorf("pool allows %d connections, want 4", got)
+	}
+
+	pg, err := parseInsert(`
+driver: postgres
+dsn: postgres://u@localhost/db
+table: events
+columns: [ id ]
+args_mapping: root = [ this.id ]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg.conn.maxOpen != 0 || pg.conn.maxIdle != 2 {
+		t.Errorf("postgres defaults = open %d idle %d, want 0 (unlimited) and 2", pg.conn.maxOpen, pg.conn.maxIdle)
+	}
+}
+
+// exampleOutput cuts the component's own config out of a spec example.
+func exampleOutput(t *testing.T, example, name string) string {
+	t.Helper()
+	_, body, ok := strings.Cut(example, "\n  "+name+":\n")
+	if !ok {
+		t.Fatalf("example has no %s section:\n%s", name, example)
+	}
+	var lines []string
+	for _, l := range strings.Split(body, "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "    "))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func TestSpecExamplesAreValid(t *testing.T) {
+	env := service.GlobalEnvironment()
+	linter := env.FullConfigSchema("", "").NewStreamConfigLinter()
+	specs := map[string]*service.ConfigSpec{"sql_insert": sqlInsertSpec(), "sql_raw": sqlRawSpec()}
+	seen := 0
+	env.WalkOutputs(func(name string, view *service.ConfigView) {
+		spec, ok := specs[name]
+		if !ok {
+			return
+		}
+		data, err := view.TemplateData()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ex := range data.Examples {
+			seen++
+			lints, err := linter.LintYAML([]byte(ex.Config))
+			if err != nil || len(lints) > 0 {
+				t.Errorf("%s example %q: %v %v", name, ex.Title, err, lints)
+			}
+			conf, err := spec.ParseYAML(exampleOutput(t, ex.Config, name), env)
+			if err != nil {
+				t.Errorf("%s example %q: %v", name, ex.Title, err)
+				continue
+			}
+			if name == "sql_insert" {
+				_, err = newSQLInsertOutput(conf, service.MockResources())
+			} else {
+				_, err = newSQLRawOutput(conf, service.MockResources())
+			}
+			if err != nil {
+				t.Errorf("%s example %q: %v", name, ex.Title, err)
+			}
+		}
+	})
+	if seen != 4 {
+		t.Errorf("checked %d examples, want 4", seen)
+	}
+}
+
+// TestSQLiteSinkInStream runs the quickstart shape end to end in the engine:
+// a generated CloudEvents-like stream, batched, into an SQLite file.
+func TestSQLiteSinkInStream(t *testing.T) {
+	dsn := sqliteFile(t)
+	b := service.NewStreamBuilder()
+	err := b.SetYAML(`
+input:
+  generate:
+    count: 25
+    interval: ""
+    mapping: |
+      root = {"id": "evt-%d".format(counter()), "type": "petition.created", "source": "controlshift", "time": "2024-05-01T12:00:00Z", "data": {"n": counter()}}
+output:
+  sql_insert:
+    driver: sqlite
+    dsn: ` + dsn + `
+    table: events
+    columns: [ id, type, source, subject, time, payload ]
+    args_mapping: root = [ this.id, this.type, this.source, this.subject, this.time, content().string() ]
+    suffix: ON CONFLICT (id) DO NOTHING
+    init_statement: CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, type TEXT, source TEXT, subject TEXT, time TEXT, payload TEXT)
+    batching:
+      count: 10
+      period: 50ms
+logger:
+  level: warn
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := stream.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := queryStrings(t, dsn, "SELECT count(*), count(subject), min(json_extract(payload, '$.data.n')), max(json_extract(payload, '$.data.n')) FROM events")
+	if got[0] != "25|0|1|25" {
+		t.Errorf("count|subjects|min|max = %s, want 25|0|1|25", got[0])
+	}
+}
