@@ -38,5 +38,6 @@ func main() {
 		service.CLIOptSetBinaryName("hookpipe"),
 		service.CLIOptSetVersion(Version, DateBuilt),
 		service.CLIOptSetShowRunCommand(true),
+		service.CLIOptAddCommand(sendCommand()),
 	)
 }

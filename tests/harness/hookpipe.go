@@ -1,0 +1,115 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+)
+
+// HookpipeBinary builds cmd/hookpipe once per test process and returns its
+// path. HOOKPIPE_BIN names a prebuilt binary instead.
+func HookpipeBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("HOOKPIPE_BIN"); p != "" {
+		return p
+	}
+	binaryOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hookpipe-bin-")
+		if err != nil {
+			binaryErr = err
+			return
+		}
+		binaryPath = filepath.Join(dir, "hookpipe")
+		cmd := exec.Command("go", "build", "-o", binaryPath, "./cmd/hookpipe")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build ./cmd/hookpipe: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatalf("harness: %v", binaryErr)
+	}
+	return binaryPath
+}
+
+// Hookpipe is a running `hookpipe run` process.
+type Hookpipe struct {
+	// URL is the base URL of the webhook listener, e.g. http://127.0.0.1:41234.
+	URL string
+	// EngineURL is the base URL of the engine's HTTP server (/ping, /ready, /metrics).
+	EngineURL string
+	Cmd       *exec.Cmd
+	LogPath   string
+	done      chan error
+}
+
+// StartHookpipe runs `hookpipe run <config>` from the repository root with
+// HOOKPIPE_ADDRESS and HOOKPIPE_HTTP_ADDRESS set to free ports plus env, and
+// waits until the webhook listener accepts connections. The process is
+// stopped when the test ends.
+func StartHookpipe(t testing.TB, config string, env ...string) *Hookpipe {
+	t.Helper()
+	bin := HookpipeBinary(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	engine := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+	cmd := exec.Command(bin, "run", config)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "HOOKPIPE_ADDRESS="+addr, "HOOKPIPE_HTTP_ADDRESS="+engine)
+	cmd.Env = append(cmd.Env, env...)
+	h := &Hookpipe{URL: "http://" + addr, EngineURL: "http://" + engine, Cmd: cmd, done: make(chan error, 1)}
+	h.LogPath = StartProcess(t, "hookpipe", cmd)
+	go func() { h.done <- cmd.Wait() }()
+	if err := WaitTCP(addr, 30*time.Second); err != nil {
+		t.Fatalf("harness: hookpipe did not start: %v\n%s", err, TailFile(h.LogPath, 4000))
+	}
+	return h
+}
+
+// Terminate sends SIGTERM and waits for the process to exit, returning its
+// exit error (nil for a clean exit).
+func (h *Hookpipe) Terminate(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	_ = h.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-h.done:
+		return err
+	case <-time.After(timeout):
+		_ = h.Cmd.Process.Kill()
+		t.Fatalf("hookpipe did not exit within %s of SIGTERM\n%s", timeout, TailFile(h.LogPath, 4000))
+		return nil
+	}
+}
+
+// Post sends one webhook and returns the status code and body.
+func (h *Hookpipe) Post(t testing.TB, path string, body []byte, header map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(res.Body)
+	return res.StatusCode, b.String()
+}
