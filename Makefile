@@ -13,7 +13,10 @@ CONFIGS := $(filter-out %_benthos_test.yaml,$(wildcard configs/*.yaml))
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzNormalize:./plugins/lenientjson \
-	FuzzParse:./plugins/timefmt
+	FuzzParse:./plugins/timefmt \
+	FuzzParse:./plugins/controlshift \
+	FuzzParse:./plugins/thecity \
+	FuzzCitySignature:./plugins/auth
 
 .PHONY: build run test vet unit integration configs fuzz load load-smoke clean
 

@@ -64,7 +64,12 @@ pipeline:
 
 func init() {
 	err := service.RegisterProcessor("controlshift_webhook", processorSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
-		return newProcessor(conf)
+		p, err := newProcessor(conf)
+		if err != nil {
+			return nil, err
+		}
+		p.mEvents = mgr.Metrics().NewCounter("webhook_events_total", "provider", "type", "status")
+		return p, nil
 	})
 	if err != nil {
 		panic(err)
@@ -75,6 +80,7 @@ func init() {
 type Processor struct {
 	lenient, strict, normalizeTimes bool
 	now                             func() time.Time
+	mEvents                         *service.MetricCounter
 }
 
 func newProcessor(conf *service.ParsedConfig) (*Processor, error) {
@@ -100,6 +106,12 @@ func (p *Processor) Process(_ context.Context, msg *service.Message) (service.Me
 	}
 	ev, doc, err := p.Parse(body, receivedAt(msg))
 	ev.SetMeta(msg)
+	// Only catalogued types become label values, so the series stay bounded.
+	typeLabel := "unknown"
+	if _, known := Catalog[ev.Type]; known {
+		typeLabel = ev.Type
+	}
+	p.mEvents.Incr(1, Provider, typeLabel, ev.Status)
 	if doc != nil {
 		msg.SetStructuredMut(doc)
 	}

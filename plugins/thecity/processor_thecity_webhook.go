@@ -67,7 +67,12 @@ pipeline:
 
 func init() {
 	err := service.RegisterProcessor("thecity_webhook", processorSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
-		return newProcessor(conf)
+		p, err := newProcessor(conf)
+		if err != nil {
+			return nil, err
+		}
+		p.mEvents = mgr.Metrics().NewCounter("webhook_events_total", "provider", "type", "status")
+		return p, nil
 	})
 	if err != nil {
 		panic(err)
@@ -80,6 +85,7 @@ type Processor struct {
 	verifier                        *auth.CitySignature
 	signatureKey                    string
 	now                             func() time.Time
+	mEvents                         *service.MetricCounter
 }
 
 func newProcessor(conf *service.ParsedConfig) (*Processor, error) {
@@ -121,12 +127,20 @@ func (p *Processor) Process(_ context.Context, msg *service.Message) (service.Me
 		if err != nil {
 			ev := event.Event{Provider: Provider, Status: event.StatusUnauthenticated, Error: "signature verification failed: " + err.Error()}
 			ev.SetMeta(msg)
+			p.mEvents.Incr(1, Provider, "unknown", ev.Status)
 			return nil, errors.New(ev.Error)
 		}
 	}
 	received, _ := msg.MetaGet("webhook_received_at")
 	ev, doc, err := p.Parse(body, received)
 	ev.SetMeta(msg)
+	// Only catalogued types become label values, so the series stay bounded:
+	// Parse reaches valid or invalid only for an Object#event in the catalog.
+	typeLabel := "unknown"
+	if ev.Status == event.StatusValid || ev.Status == event.StatusInvalid {
+		typeLabel = ev.Type
+	}
+	p.mEvents.Incr(1, Provider, typeLabel, ev.Status)
 	if doc != nil {
 		msg.SetStructuredMut(doc)
 	}
