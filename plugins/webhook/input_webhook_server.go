@@ -198,6 +198,10 @@ type webhookServer struct {
 	idPrefix string
 	idSeq    atomic.Uint64
 	served   chan struct{}
+
+	mRequests, mAuthFailures, mBatches, mBatchMessages *service.MetricCounter
+	mDuration                                          *service.MetricTimer
+	mBatchSize                                         *service.MetricGauge
 }
 
 type metaHeader struct{ header, key string }
@@ -290,6 +294,14 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 	if err != nil {
 		return nil, err
 	}
+
+	m := mgr.Metrics()
+	w.mRequests = m.NewCounter("webhook_requests_total", "provider", "endpoint", "status")
+	w.mAuthFailures = m.NewCounter("webhook_auth_failures_total", "provider", "endpoint")
+	w.mDuration = m.NewTimer("webhook_request_duration_ns", "provider", "endpoint")
+	w.mBatchSize = m.NewGauge("webhook_batch_size")
+	w.mBatches = m.NewCounter("webhook_batches_total")
+	w.mBatchMessages = m.NewCounter("webhook_batch_messages_total")
 
 	w.slots = make(chan struct{}, inFlight)
 	w.pending = make(chan *pendingRequest, inFlight)
@@ -408,6 +420,9 @@ gather:
 		}
 	}
 
+	w.mBatchSize.Set(int64(len(reqs)))
+	w.mBatches.Incr(1)
+	w.mBatchMessages.Incr(int64(len(reqs)))
 	batch := make(service.MessageBatch, len(reqs))
 	for i, r := range reqs {
 		batch[i] = r.msg
@@ -464,12 +479,27 @@ type reply struct {
 	RequestID string `json:"request_id"`
 }
 
-func (w *webhookServer) respond(rw http.ResponseWriter, status int, requestID, errText string) {
+// exchange is what a reply needs to know of its request.
+type exchange struct {
+	id       string
+	ep       *endpoint // nil when the path matched no endpoint
+	received time.Time
+}
+
+func (w *webhookServer) respond(rw http.ResponseWriter, status int, x exchange, errText string) {
+	// Labels come from the configured endpoint, never from the request path,
+	// so arbitrary paths cannot grow the series and path tokens stay out.
+	provider, endpoint := "", "unknown"
+	if x.ep != nil {
+		provider, endpoint = x.ep.provider, x.ep.path
+	}
+	w.mRequests.Incr(1, provider, endpoint, strconv.Itoa(status))
+	w.mDuration.Timing(time.Since(x.received).Nanoseconds(), provider, endpoint)
 	h := rw.Header()
 	h.Set("Content-Type", "application/json")
-	h.Set("X-Request-Id", requestID)
+	h.Set("X-Request-Id", x.id)
 	h.Set("Cache-Control", "no-store")
-	r := reply{RequestID: requestID, Error: errText}
+	r := reply{RequestID: x.id, Error: errText}
 	if status == http.StatusOK {
 		r.Status = "accepted"
 	}
@@ -502,21 +532,22 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	requestID := w.newRequestID()
 
 	ep, pathToken := w.route(req.URL.Path)
+	x := exchange{id: requestID, ep: ep, received: receivedAt}
 	if ep == nil {
-		w.respond(rw, http.StatusNotFound, requestID, "no webhook endpoint at this path")
+		w.respond(rw, http.StatusNotFound, x, "no webhook endpoint at this path")
 		return
 	}
 	if req.Method != http.MethodPost {
 		rw.Header().Set("Allow", http.MethodPost)
-		w.respond(rw, http.StatusMethodNotAllowed, requestID, "only POST is accepted")
+		w.respond(rw, http.StatusMethodNotAllowed, x, "only POST is accepted")
 		return
 	}
 	if !w.contentTypeAllowed(req.Header.Get("Content-Type")) {
-		w.respond(rw, http.StatusUnsupportedMediaType, requestID, "content type must be JSON")
+		w.respond(rw, http.StatusUnsupportedMediaType, x, "content type must be JSON")
 		return
 	}
 	if req.ContentLength > w.maxBody {
-		w.respond(rw, http.StatusRequestEntityTooLarge, requestID, "body too large")
+		w.respond(rw, http.StatusRequestEntityTooLarge, x, "body too large")
 		return
 	}
 
@@ -525,31 +556,32 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		defer func() { <-w.slots }()
 	default:
 		rw.Header().Set("Retry-After", "1")
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "too many concurrent requests")
+		w.respond(rw, http.StatusServiceUnavailable, x, "too many concurrent requests")
 		return
 	}
 	if w.rateLimit != "" {
 		if wait := w.rateLimitWait(req.Context()); wait > 0 {
 			rw.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			w.respond(rw, http.StatusTooManyRequests, requestID, "rate limit exceeded")
+			w.respond(rw, http.StatusTooManyRequests, x, "rate limit exceeded")
 			return
 		}
 	}
 
 	body, status, errText := w.readBody(rw, req)
 	if status != 0 {
-		w.respond(rw, status, requestID, errText)
+		w.respond(rw, status, x, errText)
 		return
 	}
 
 	authReq := auth.Request{Header: req.Header.Get, Query: req.URL.Query().Get, PathToken: pathToken, Body: body}
 	if err := ep.verifier.Verify(authReq); err != nil {
 		w.log.Debugf("Rejected delivery to %s from %s: %v", ep.path, req.RemoteAddr, err)
-		w.respond(rw, http.StatusUnauthorized, requestID, "unauthorized")
+		w.mAuthFailures.Incr(1, ep.provider, ep.path)
+		w.respond(rw, http.StatusUnauthorized, x, "unauthorized")
 		return
 	}
 	if errText := checkJSONObject(body, ep.lenient); errText != "" {
-		w.respond(rw, http.StatusBadRequest, requestID, errText)
+		w.respond(rw, http.StatusBadRequest, x, errText)
 		return
 	}
 
@@ -573,10 +605,10 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	select {
 	case w.pending <- p:
 	case <-timer.C:
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "pipeline is not accepting messages")
+		w.respond(rw, http.StatusServiceUnavailable, x, "pipeline is not accepting messages")
 		return
 	case <-w.closing:
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "shutting down")
+		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down")
 		return
 	}
 
@@ -584,14 +616,14 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	case err := <-p.done:
 		if err != nil {
 			w.log.Warnf("Delivery %s to %s was not written: %v", requestID, ep.path, err)
-			w.respond(rw, http.StatusServiceUnavailable, requestID, "event was not written; retry later")
+			w.respond(rw, http.StatusServiceUnavailable, x, "event was not written; retry later")
 			return
 		}
-		w.respond(rw, http.StatusOK, requestID, "")
+		w.respond(rw, http.StatusOK, x, "")
 	case <-timer.C:
-		w.abandon(rw, p, requestID, "timed out waiting for the event to be written; retry later")
+		w.abandon(rw, p, x, "timed out waiting for the event to be written; retry later")
 	case <-w.closing:
-		w.abandonOnClose(rw, p, requestID, timer.C)
+		w.abandonOnClose(rw, p, x, timer.C)
 	}
 }
 
@@ -599,38 +631,38 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // the request was never taken into a batch it is withdrawn, so it will never
 // be written; otherwise it may still be written, which the idempotent sinks
 // absorb when the provider retries.
-func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, requestID, errText string) {
+func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, x exchange, errText string) {
 	if !p.state.CompareAndSwap(stateQueued, stateAbandoned) {
 		// Taken at the last moment: take its result if it is already there.
 		select {
 		case err := <-p.done:
 			if err == nil {
-				w.respond(rw, http.StatusOK, requestID, "")
+				w.respond(rw, http.StatusOK, x, "")
 				return
 			}
 		default:
 		}
 	}
 	rw.Header().Set("Retry-After", "60")
-	w.respond(rw, http.StatusServiceUnavailable, requestID, errText)
+	w.respond(rw, http.StatusServiceUnavailable, x, errText)
 }
 
 // abandonOnClose withdraws a queued request at shutdown; a request already in
 // the pipeline keeps waiting for its true outcome until its timeout.
-func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, requestID string, timeout <-chan time.Time) {
+func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, x exchange, timeout <-chan time.Time) {
 	if p.state.CompareAndSwap(stateQueued, stateAbandoned) {
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "shutting down")
+		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down")
 		return
 	}
 	select {
 	case err := <-p.done:
 		if err == nil {
-			w.respond(rw, http.StatusOK, requestID, "")
+			w.respond(rw, http.StatusOK, x, "")
 			return
 		}
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "event was not written; retry later")
+		w.respond(rw, http.StatusServiceUnavailable, x, "event was not written; retry later")
 	case <-timeout:
-		w.respond(rw, http.StatusServiceUnavailable, requestID, "timed out waiting for the event to be written; retry later")
+		w.respond(rw, http.StatusServiceUnavailable, x, "timed out waiting for the event to be written; retry later")
 	}
 }
 

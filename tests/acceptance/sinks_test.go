@@ -1,0 +1,198 @@
+//go:build integration
+
+package acceptance
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/hookpipe/hookpipe/plugins/examples"
+	"github.com/hookpipe/hookpipe/tests/harness"
+)
+
+var sinkEnv = []string{"CONTROLSHIFT_PASSWORD=" + csPassword, "THECITY_SECRET=" + citySecret}
+
+// sendAll posts every documented example, eight at a time as a provider's
+// workers would, and fails unless each is answered 200.
+func sendAll(t *testing.T, hp *harness.Hookpipe) map[string]bool {
+	t.Helper()
+	types := map[string]bool{}
+	jobs := make(chan examples.Example)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range jobs {
+				path, hdr := providerAuth(e)
+				if status, body := hp.Post(t, path, e.Body, hdr); status != 200 {
+					t.Errorf("%s/%s: status %d %s\n%s", e.Provider, e.Name, status, body, harness.TailFile(hp.LogPath, 3000))
+				}
+			}
+		}()
+	}
+	for _, e := range examples.All() {
+		types[expectedType(e)] = true
+		jobs <- e
+	}
+	close(jobs)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return types
+}
+
+// checkEnvelopes validates envelopes with the CloudEvents SDK and checks that
+// every documented type is there exactly once per example.
+func checkEnvelopes(t *testing.T, envelopes [][]byte, wantTypes map[string]bool) map[string]cloudevents.Event {
+	t.Helper()
+	byID := map[string]cloudevents.Event{}
+	got := map[string]bool{}
+	for _, raw := range envelopes {
+		var ev cloudevents.Event
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			t.Fatalf("not a CloudEvent: %v\n%s", err, raw)
+		}
+		if err := ev.Validate(); err != nil {
+			t.Errorf("invalid CloudEvent %s: %v", ev.ID(), err)
+		}
+		if _, dup := byID[ev.ID()]; dup {
+			t.Errorf("event %s stored twice", ev.ID())
+		}
+		byID[ev.ID()] = ev
+		got[ev.Type()] = true
+	}
+	if len(byID) != 45 {
+		t.Errorf("%d distinct events, want 45 (one per documented example)", len(byID))
+	}
+	for typ := range wantTypes {
+		if !got[typ] {
+			t.Errorf("no event of type %s", typ)
+		}
+	}
+	return byID
+}
+
+func TestPostgresSink(t *testing.T) {
+	pg := harness.Postgres(t)
+	hp := harness.StartHookpipe(t, "configs/postgres.yaml", append(sinkEnv, "HOOKPIPE_POSTGRES_DSN="+pg.DSN)...)
+	wantTypes := sendAll(t, hp)
+
+	// Read back with psql, one envelope per line.
+	rows := strings.Split(strings.TrimSpace(pg.Psql(t, "SELECT event::text FROM events ORDER BY id")), "\n")
+	var envelopes [][]byte
+	for _, r := range rows {
+		envelopes = append(envelopes, []byte(r))
+	}
+	checkEnvelopes(t, envelopes, wantTypes)
+
+	// A duplicate delivery, concurrently and later, leaves one row.
+	e := examples.All()[0]
+	path, hdr := providerAuth(e)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status, body := hp.Post(t, path, e.Body, hdr); status != 200 {
+				t.Errorf("duplicate: %d %s", status, body)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM events")); n != "45" {
+		t.Fatalf("%s rows after duplicates, want 45", n)
+	}
+	if n := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM dead_letters")); n != "0" {
+		t.Fatalf("%s dead letters, want 0", n)
+	}
+}
+
+// While Postgres is down every delivery answers 503 and nothing is
+// acknowledged; once it is back the provider's retry lands exactly once.
+func TestPostgresOutage(t *testing.T) {
+	pg := harness.StartThrowawayPostgres(t)
+	hp := harness.StartHookpipe(t, "configs/postgres.yaml", append(sinkEnv, "HOOKPIPE_POSTGRES_DSN="+pg.DSN)...)
+	all := examples.All()
+	path, hdr := providerAuth(all[0])
+	if status, body := hp.Post(t, path, all[0].Body, hdr); status != 200 {
+		t.Fatalf("before the outage: %d %s", status, body)
+	}
+
+	pg.Stop(t)
+	pending := all[1:6]
+	for _, e := range pending {
+		path, hdr := providerAuth(e)
+		if status, body := hp.Post(t, path, e.Body, hdr); status != 503 {
+			t.Fatalf("%s during the outage: status %d %s, want 503", e.Name, status, body)
+		}
+	}
+	pg.Start(t)
+
+	// The provider retries until it gets a 200.
+	for _, e := range pending {
+		path, hdr := providerAuth(e)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			status, _ := hp.Post(t, path, e.Body, hdr)
+			if status == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never landed after Postgres came back (last status %d)\n%s", e.Name, status, harness.TailFile(hp.LogPath, 3000))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if n := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM events")); n != strconv.Itoa(1+len(pending)) {
+		t.Fatalf("%s rows, want %d: each event exactly once", n, 1+len(pending))
+	}
+}
+
+func TestS3Sink(t *testing.T) {
+	s3 := harness.S3(t)
+	const bucket = "hookpipe-acceptance"
+	s3.CreateBucket(t, bucket)
+	hp := harness.StartHookpipe(t, "configs/s3.yaml", append(sinkEnv,
+		"HOOKPIPE_S3_BUCKET="+bucket,
+		"HOOKPIPE_S3_ENDPOINT="+s3.Endpoint,
+		"HOOKPIPE_S3_PATH_STYLE=true",
+		"AWS_REGION="+s3.Region,
+		"AWS_ACCESS_KEY_ID="+s3.AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+s3.SecretKey,
+	)...)
+	wantTypes := sendAll(t, hp)
+
+	// Read back with an independent client; every line of every object is one envelope.
+	var envelopes [][]byte
+	keys := s3.ListObjects(t, bucket, "")
+	for _, key := range keys {
+		if !strings.HasPrefix(key, "events/provider=") || !strings.HasSuffix(key, ".ndjson") || !strings.Contains(key, "/date=") {
+			t.Errorf("unexpected key %s", key)
+		}
+		obj := s3.GetObject(t, bucket, key)
+		sc := bufio.NewScanner(bytes.NewReader(obj.Body))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := append([]byte(nil), sc.Bytes()...)
+			envelopes = append(envelopes, line)
+			var ev cloudevents.Event
+			if err := json.Unmarshal(line, &ev); err == nil {
+				date := ev.Time().UTC().Format("2006-01-02")
+				if !strings.Contains(key, "/type="+ev.Type()+"/date="+date+"/") {
+					t.Errorf("event %s (%s, %s) is in %s", ev.ID(), ev.Type(), date, key)
+				}
+			}
+		}
+	}
+	checkEnvelopes(t, envelopes, wantTypes)
+}
