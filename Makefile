@@ -48,7 +48,7 @@ integration:
 
 configs: build
 	$(BIN) lint $(CONFIGS)
-	$(BIN) test ./configs/...
+	$(BIN) test ./configs/... ./tests/blobl/...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
