@@ -484,6 +484,10 @@ type exchange struct {
 	id       string
 	ep       *endpoint // nil when the path matched no endpoint
 	received time.Time
+	// bodyRead is set once the whole body was read. A reply before that
+	// closes the connection, so the server does not wait for (or drain) a
+	// body it is refusing, which a slow sender could stretch to read_timeout.
+	bodyRead bool
 }
 
 func (w *webhookServer) respond(rw http.ResponseWriter, status int, x exchange, errText string) {
@@ -499,6 +503,9 @@ func (w *webhookServer) respond(rw http.ResponseWriter, status int, x exchange, 
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Request-Id", x.id)
 	h.Set("Cache-Control", "no-store")
+	if !x.bodyRead {
+		h.Set("Connection", "close")
+	}
 	r := reply{RequestID: x.id, Error: errText}
 	if status == http.StatusOK {
 		r.Status = "accepted"
@@ -572,6 +579,7 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		w.respond(rw, status, x, errText)
 		return
 	}
+	x.bodyRead = true
 
 	authReq := auth.Request{Header: req.Header.Get, Query: req.URL.Query().Get, PathToken: pathToken, Body: body}
 	if err := ep.verifier.Verify(authReq); err != nil {
@@ -623,7 +631,7 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	case <-timer.C:
 		w.abandon(rw, p, x, "timed out waiting for the event to be written; retry later")
 	case <-w.closing:
-		w.abandonOnClose(rw, p, x, timer.C)
+		w.abandonOnClose(rw, p, x)
 	}
 }
 
@@ -647,13 +655,13 @@ func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, x exc
 	w.respond(rw, http.StatusServiceUnavailable, x, errText)
 }
 
-// abandonOnClose withdraws a queued request at shutdown; a request already in
-// the pipeline keeps waiting for its true outcome until its timeout.
-func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, x exchange, timeout <-chan time.Time) {
-	if p.state.CompareAndSwap(stateQueued, stateAbandoned) {
-		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down")
-		return
-	}
+// abandonOnClose answers a request still waiting when the input closes. The
+// engine closes an input only after every batch it handed to the pipeline was
+// acknowledged, so a request without an outcome by now never reached the
+// pipeline (its batch was read as the stream stopped) and will not be
+// written: 503 is its true answer.
+func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, x exchange) {
+	p.state.CompareAndSwap(stateQueued, stateAbandoned)
 	select {
 	case err := <-p.done:
 		if err == nil {
@@ -661,8 +669,9 @@ func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest
 			return
 		}
 		w.respond(rw, http.StatusServiceUnavailable, x, "event was not written; retry later")
-	case <-timeout:
-		w.respond(rw, http.StatusServiceUnavailable, x, "timed out waiting for the event to be written; retry later")
+	default:
+		rw.Header().Set("Retry-After", "5")
+		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down; retry later")
 	}
 }
 

@@ -54,6 +54,8 @@ type Hookpipe struct {
 	Cmd       *exec.Cmd
 	LogPath   string
 	done      chan error
+	args      []string
+	env       []string
 }
 
 // StartHookpipe runs `hookpipe run <config>` from the repository root with
@@ -65,17 +67,41 @@ func StartHookpipe(t testing.TB, config string, env ...string) *Hookpipe {
 	bin := HookpipeBinary(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
 	engine := fmt.Sprintf("127.0.0.1:%d", FreePort(t))
-	cmd := exec.Command(bin, "run", config)
+	h := &Hookpipe{
+		URL:       "http://" + addr,
+		EngineURL: "http://" + engine,
+		args:      []string{bin, "run", config},
+		env:       append(append(os.Environ(), "HOOKPIPE_ADDRESS="+addr, "HOOKPIPE_HTTP_ADDRESS="+engine), env...),
+	}
+	h.start(t)
+	return h
+}
+
+func (h *Hookpipe) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(h.args[0], h.args[1:]...)
 	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "HOOKPIPE_ADDRESS="+addr, "HOOKPIPE_HTTP_ADDRESS="+engine)
-	cmd.Env = append(cmd.Env, env...)
-	h := &Hookpipe{URL: "http://" + addr, EngineURL: "http://" + engine, Cmd: cmd, done: make(chan error, 1)}
+	cmd.Env = h.env
+	h.Cmd, h.done = cmd, make(chan error, 1)
 	h.LogPath = StartProcess(t, "hookpipe", cmd)
 	go func() { h.done <- cmd.Wait() }()
+	addr := h.URL[len("http://"):]
 	if err := WaitTCP(addr, 30*time.Second); err != nil {
 		t.Fatalf("harness: hookpipe did not start: %v\n%s", err, TailFile(h.LogPath, 4000))
 	}
-	return h
+}
+
+// Kill ends the process with SIGKILL: no shutdown, no flush.
+func (h *Hookpipe) Kill(t testing.TB) {
+	t.Helper()
+	_ = h.Cmd.Process.Kill()
+	<-h.done
+}
+
+// Restart starts the same config again on the same addresses.
+func (h *Hookpipe) Restart(t testing.TB) {
+	t.Helper()
+	h.start(t)
 }
 
 // Terminate sends SIGTERM and waits for the process to exit, returning its
