@@ -16,7 +16,8 @@ FUZZ_TARGETS := \
 	FuzzParse:./plugins/timefmt \
 	FuzzParse:./plugins/controlshift \
 	FuzzParse:./plugins/thecity \
-	FuzzCitySignature:./plugins/auth
+	FuzzCitySignature:./plugins/auth \
+	FuzzDuplicateKey:./plugins/jsonbody
 
 .PHONY: build run test vet unit integration configs fuzz load load-smoke clean
 

@@ -20,12 +20,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/hookpipe/hookpipe/plugins/auth"
-	"github.com/hookpipe/hookpipe/plugins/lenientjson"
+	"github.com/hookpipe/hookpipe/plugins/jsonbody"
 )
 
 const (
@@ -588,8 +587,8 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		w.respond(rw, http.StatusUnauthorized, x, "unauthorized")
 		return
 	}
-	if errText := checkJSONObject(body, ep.lenient); errText != "" {
-		w.respond(rw, http.StatusBadRequest, x, errText)
+	if err := jsonbody.Check(body, ep.lenient); err != nil {
+		w.respond(rw, http.StatusBadRequest, x, err.Error())
 		return
 	}
 
@@ -731,30 +730,6 @@ func (w *webhookServer) contentTypeAllowed(ct string) bool {
 		}
 	}
 	return false
-}
-
-// checkJSONObject returns why body is not acceptable JSON, or "".
-func checkJSONObject(body []byte, lenient bool) string {
-	if !utf8.Valid(body) {
-		return "body is not valid UTF-8"
-	}
-	if lenient {
-		if !lenientjson.Valid(body) {
-			return "body is not valid JSON"
-		}
-	} else if !json.Valid(body) {
-		return "body is not valid JSON"
-	}
-	for _, c := range body {
-		if c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			continue
-		}
-		if c == '{' {
-			return ""
-		}
-		break
-	}
-	return "body must be a JSON object"
 }
 
 // sanitizeHeaderValue drops control characters so a header value copied into

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -104,7 +105,6 @@ func startStream(t *testing.T, inputExtra, pipeline string) (string, *received) 
 		t.Fatal(err)
 	}
 	b := env.NewStreamBuilder()
-	b.SetLoggerYAML(`level: none`)
 	err = b.SetYAML(fmt.Sprintf(`
 output:
   recording_sink: {}
@@ -151,6 +151,9 @@ input:
 %s
 `, addr, inputExtra, csPassword, csPrevious, citySecret, cityHMACKey, pipeline))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetLoggerYAML(`level: none`); err != nil {
 		t.Fatal(err)
 	}
 	stream, err := b.Build()
@@ -260,6 +263,9 @@ func TestStatusCodes(t *testing.T) {
 		{"city lenient nil accepted", call{path: "/webhooks/thecity", body: `{"webhook_object":"Group","webhook_event":"create","id":1,"nickname":nil,}`, header: map[string]string{"X-City-Webhook-Signature": citySecret}}, 200, true},
 		{"strict endpoint rejects nil", call{path: "/webhooks/thecity-hmac", body: `{"id":nil}`, header: map[string]string{"X-City-Webhook-Signature": hmacHex(cityHMACKey, `{"id":nil}`)}}, 400, false},
 		{"malformed JSON", cs(`{"type":`), 400, false},
+		{"duplicate keys", cs(`{"type":"a","data":{},"type":"b"}`), 400, false},
+		{"deep nesting within limits", cs(`{"a":` + strings.Repeat("[", 900) + strings.Repeat("]", 900) + `}`), 200, true},
+		{"huge number", cs(`{"type":"x","data":{"n":1` + strings.Repeat("0", 400) + `}}`), 200, true},
 		{"JSON array", cs(`[1,2]`), 400, false},
 		{"JSON string", cs(`"hello"`), 400, false},
 		{"invalid UTF-8", cs("{\"type\":\"\xff\"}"), 400, false},
@@ -289,6 +295,48 @@ func TestStatusCodes(t *testing.T) {
 				t.Errorf("written = %v, want %v", got.count() > before, c.written)
 			}
 		})
+	}
+}
+
+func TestChunkedBodyOverLimit(t *testing.T) {
+	base, got := startStream(t, "    max_body_bytes: 1024", "")
+	pr, pw := io.Pipe()
+	go func() {
+		for range 64 {
+			if _, err := pw.Write([]byte(strings.Repeat(" ", 100))); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, base+"/webhooks/controlshift", pr)
+	req.SetBasicAuth("controlshift", csPassword)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 413 || req.ContentLength > 0 || got.count() != 0 {
+		t.Fatalf("chunked body over the limit: status %d (length %d), %d written", res.StatusCode, req.ContentLength, got.count())
+	}
+}
+
+func TestSlowBodyTimesOut(t *testing.T) {
+	base, got := startStream(t, "    read_timeout: 300ms", "")
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /webhooks/controlshift HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusRequestTimeout || got.count() != 0 {
+		t.Fatalf("slow body: status %d, %d written", res.StatusCode, got.count())
 	}
 }
 
