@@ -21,6 +21,7 @@ import (
 	_ "github.com/hookpipe/hookpipe/plugins/webhook"
 
 	// hookpipe's outputs.
+	_ "github.com/hookpipe/hookpipe/plugins/delivered"
 	_ "github.com/hookpipe/hookpipe/plugins/outputs/kafka"
 	_ "github.com/hookpipe/hookpipe/plugins/outputs/s3"
 	_ "github.com/hookpipe/hookpipe/plugins/outputs/sql"

@@ -1,0 +1,137 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// The CloudEvents Kafka protocol binding names attribute headers "ce_" +
+// attribute; in structured mode the content-type header names the format.
+const (
+	ceHeaderPrefix   = "ce_"
+	ceContentType    = "content-type"
+	ceStructuredJSON = "application/cloudevents+json"
+	ceSpecVersion    = "1.0"
+)
+
+// ceLeadingAttrs are written first, in this order; extensions follow sorted.
+var ceLeadingAttrs = []string{"specversion", "id", "source", "type", "subject", "time", "dataschema"}
+
+// ceLeadingKeys are the header keys of ceLeadingAttrs, built once.
+var ceLeadingKeys = func() []string {
+	keys := make([]string, len(ceLeadingAttrs))
+	for i, a := range ceLeadingAttrs {
+		keys[i] = ceHeaderPrefix + a
+	}
+	return keys
+}()
+
+// ceNotHeaders are envelope members that are not copied into headers: the
+// payload itself, and datacontenttype, which describes data inside the
+// envelope rather than the record value.
+var ceNotHeaders = map[string]bool{"data": true, "data_base64": true, "datacontenttype": true}
+
+// isCloudEventsHeader reports whether a header key belongs to the binding, so
+// metadata cannot shadow what the envelope says.
+func isCloudEventsHeader(k string) bool {
+	return strings.HasPrefix(k, ceHeaderPrefix) || strings.EqualFold(k, ceContentType)
+}
+
+// appendMessageCloudEventHeaders appends the binding headers when the
+// message, whose bytes are value, is a CloudEvents envelope. It reuses the
+// message's parsed form, which topic and key interpolations such as
+// json("type") have usually produced already.
+func appendMessageCloudEventHeaders(hs []kgo.RecordHeader, msg *service.Message, value []byte) []kgo.RecordHeader {
+	// Cheap rejection of what cannot be a JSON object before parsing.
+	trimmed := bytes.TrimLeft(value, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return hs
+	}
+	v, err := msg.AsStructured()
+	if err != nil {
+		return hs
+	}
+	return appendCloudEventHeaders(hs, v)
+}
+
+// appendCloudEventHeaders appends the binding headers of a parsed CloudEvents
+// 1.0 structured JSON envelope to hs. Any other value leaves hs as it is.
+func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
+	attrs, ok := v.(map[string]any)
+	if !ok {
+		return hs
+	}
+	if s, ok := attrs["specversion"].(string); !ok || s != ceSpecVersion {
+		return hs
+	}
+	for _, required := range []string{"id", "source", "type"} {
+		if s, ok := attrs[required].(string); !ok || s == "" {
+			return hs
+		}
+	}
+
+	// At most one header per member, plus content-type.
+	hs = slices.Grow(hs, len(attrs)+1)
+	for i, name := range ceLeadingAttrs {
+		if hv, ok := ceHeaderValue(attrs[name]); ok {
+			hs = append(hs, kgo.RecordHeader{Key: ceLeadingKeys[i], Value: hv})
+		}
+	}
+	extensions := make([]string, 0, len(attrs))
+	for name := range attrs {
+		if !ceNotHeaders[name] && !slices.Contains(ceLeadingAttrs, name) && validCEAttrName(name) {
+			extensions = append(extensions, name)
+		}
+	}
+	slices.Sort(extensions)
+	for _, name := range extensions {
+		if hv, ok := ceHeaderValue(attrs[name]); ok {
+			hs = append(hs, kgo.RecordHeader{Key: ceHeaderPrefix + name, Value: hv})
+		}
+	}
+	return append(hs, kgo.RecordHeader{Key: ceContentType, Value: []byte(ceStructuredJSON)})
+}
+
+// ceHeaderValue renders an attribute for a header: strings as their text,
+// numbers and booleans as their JSON text, other values as compact JSON.
+// Absent and null attributes have no header.
+func ceHeaderValue(v any) ([]byte, bool) {
+	switch t := v.(type) {
+	case nil:
+		return nil, false
+	case string:
+		return []byte(t), true
+	case json.Number:
+		return []byte(t), true
+	case bool:
+		return strconv.AppendBool(nil, t), true
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, false
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), true
+}
+
+// validCEAttrName holds CloudEvents attribute names to lower-case ASCII
+// letters and digits; other members are not attributes and get no header.
+func validCEAttrName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,394 @@
+// Command load measures hookpipe's HTTP ingest under load, each figure next
+// to baselines measured in the same run, since only ratios mean anything on
+// a shared, noisy machine:
+//
+//	a  a bare net/http handler that reads the body and answers 200 (the ceiling)
+//	b  the stock engine: core http_server input, mapping root = this, drop
+//	c  hookpipe's quickstart pipeline (authentication, parsing, CloudEvents) to drop
+//	d  the same to Postgres (200 only after the commit, batched inserts)
+//	e  the same to Kafka (200 only after the broker's ack, batched produce)
+//
+// It builds hookpipe and the bare server, starts each server as its own
+// process on 127.0.0.1, and drives it with a keep-alive HTTP client sending
+// the providers' documented example payloads (ControlShift with basic auth,
+// The City with its signature header), each with a delivery id of its own.
+// It prints requests/s, p50/p99/p999 latency, errors by status, the server's
+// peak RSS and CPU time, the ratios c/a, c/b, d/c and e/c, and for d and e
+// whether every request answered 200 is stored.
+//
+//	go run ./tests/load                          # all scenarios, 10 s each
+//	go run ./tests/load -scenarios a,b,c -duration 5s
+//	go run ./tests/load -scenarios c -half-peak  # p99 at half of c's peak
+//	go run ./tests/load -smoke                   # 1 s each, for CI
+//
+// A scenario whose service (Postgres, Kafka) cannot be had is reported as
+// skipped; -require-all turns that into a non-zero exit. A scenario that
+// fails (server does not run, a 200 that is not stored) always exits
+// non-zero.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookpipe/hookpipe/tests/harness"
+)
+
+type options struct {
+	scenarios   []string
+	duration    time.Duration
+	requests    int64
+	concurrency int
+	warmup      time.Duration
+	rate        float64
+	halfPeak    bool
+	smoke       bool
+	jsonPath    string
+	requireAll  bool
+	pin         bool
+	cityHMAC    bool
+	verbose     bool
+}
+
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scenarios := fs.String("scenarios", "a,b,c,d,e", "comma-separated scenarios to run: a (bare net/http), b (stock engine), c (hookpipe → drop), d (→ Postgres), e (→ Kafka)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
+	fs.Int64Var(&o.requests, "requests", 0, "measure a fixed number of requests per scenario instead of a duration")
+	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (closed loop), or the most requests in flight (open loop)")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
+	fs.Float64Var(&o.rate, "rate", 0, "open loop: send this many requests/s whatever the replies, latency counted from when each was due (0: closed loop)")
+	fs.BoolVar(&o.halfPeak, "half-peak", false, "after the scenarios, rerun c in open loop at half of its measured peak and report its p99")
+	fs.BoolVar(&o.smoke, "smoke", false, "a short run for CI: 1 s per scenario, concurrency 8, 200 ms warm-up (explicit flags win)")
+	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this JSON file")
+	fs.BoolVar(&o.requireAll, "require-all", false, "exit non-zero when a scenario is skipped because its service is unavailable")
+	fs.BoolVar(&o.pin, "pin", true, "on machines with 2+ CPUs and taskset, run the server on CPU 0 and the load generator on CPU 1")
+	fs.BoolVar(&o.cityHMAC, "city-hmac", false, "sign The City's requests with HMAC-SHA256 of the body (city_signature mode hmac_sha256) instead of sending the shared secret")
+	fs.BoolVar(&o.verbose, "v", false, "log service start-up details")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if o.smoke {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["duration"] {
+			o.duration = time.Second
+		}
+		if !set["concurrency"] {
+			o.concurrency = 8
+		}
+		if !set["warmup"] {
+			o.warmup = 200 * time.Millisecond
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range strings.Split(*scenarios, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" || seen[k] {
+			continue
+		}
+		if _, ok := scenarioByKey(k); !ok {
+			return o, fmt.Errorf("unknown scenario %q (want a, b, c, d or e)", k)
+		}
+		seen[k] = true
+		o.scenarios = append(o.scenarios, k)
+	}
+	switch {
+	case len(o.scenarios) == 0 && !o.halfPeak:
+		return o, errors.New("no scenario to run")
+	case o.concurrency < 1:
+		return o, errors.New("-concurrency must be at least 1")
+	case o.requests < 0, o.rate < 0:
+		return o, errors.New("-requests and -rate must not be negative")
+	case o.requests == 0 && o.duration <= 0:
+		return o, errors.New("-duration must be positive")
+	}
+	return o, nil
+}
+
+func main() {
+	opts, err := parseOptions(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, opts, os.Stdout, true)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+	os.Exit(rep.exitCode(opts))
+}
+
+// report is the whole run, as written with -json.
+type report struct {
+	CPUs      int       `json:"cpus"`
+	GoVersion string    `json:"go_version"`
+	Pinning   string    `json:"pinning"`
+	Bodies    string    `json:"bodies"`
+	Load      string    `json:"load"`
+	Results   []*result `json:"results"`
+	// Ratios compare throughput (requests/s) of two scenarios.
+	Ratios map[string]float64 `json:"ratios"`
+	// CPURatios compare requests per server CPU-second: what each request
+	// costs the server, less sensitive to a load generator that cannot keep
+	// the server busy.
+	CPURatios map[string]float64 `json:"cpu_ratios"`
+}
+
+// ratioPairs are the comparisons the report prints: hookpipe against the
+// ceiling and the stock engine, and each real sink against drop.
+var ratioPairs = [][2]string{{"c", "a"}, {"c", "b"}, {"d", "c"}, {"e", "c"}}
+
+func (rep *report) byKey(key string) *result {
+	for _, r := range rep.Results {
+		if r.Key == key && r.Status == statusOK {
+			return r
+		}
+	}
+	return nil
+}
+
+func (rep *report) exitCode(o options) int {
+	code := 0
+	for _, r := range rep.Results {
+		if r.Status == statusFailed || (r.Status == statusSkipped && o.requireAll) {
+			code = 1
+		}
+	}
+	return code
+}
+
+// run builds the servers and runs the chosen scenarios in order, printing
+// progress and the final table to out. allowPin lets a test keep its own
+// process unpinned.
+func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*report, error) {
+	r := &runner{opts: opts, repo: harness.RepoRoot(), cred: newCredentials()}
+	if _, err := os.Stat(filepath.Join(r.repo, "go.mod")); err != nil {
+		return nil, fmt.Errorf("repository root not found at %s: %w", r.repo, err)
+	}
+	var err error
+	if r.mix, err = newBodyMix(r.cred, opts.cityHMAC); err != nil {
+		return nil, err
+	}
+	binDir, err := os.MkdirTemp("", "hookpipe-load-bin-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(binDir)
+	fmt.Fprintln(out, "building hookpipe and the bare server ...")
+	if r.hookpipeBin, r.bareBin, err = buildBinaries(r.repo, binDir); err != nil {
+		return nil, err
+	}
+
+	rep := &report{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Ratios: map[string]float64{}, CPURatios: map[string]float64{}}
+	rep.Pinning = "off (-pin=false)"
+	if opts.pin && allowPin {
+		rep.Pinning = r.pin()
+	} else if opts.pin {
+		rep.Pinning = "off (in tests)"
+	}
+	rep.Bodies = fmt.Sprintf("mean %.0f B; %s", r.mix.meanSize, strings.Join(r.mix.groups, ", "))
+	spec := loadSpec{concurrency: opts.concurrency, duration: opts.duration, requests: opts.requests, rate: opts.rate}
+	rep.Load = fmt.Sprintf("%s per scenario after %s warm-up", spec, opts.warmup)
+	fmt.Fprintf(out, "machine: %d CPUs, %s; pinning: %s\n", rep.CPUs, rep.GoVersion, rep.Pinning)
+	fmt.Fprintf(out, "bodies: %s; The City signature: %s\n", rep.Bodies, r.citySignatureMode())
+	fmt.Fprintf(out, "load: %s\n\n", rep.Load)
+
+	for _, key := range opts.scenarios {
+		def, _ := scenarioByKey(key)
+		res := r.runScenario(ctx, def, spec)
+		rep.Results = append(rep.Results, res)
+		printProgress(out, res)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if opts.halfPeak && ctx.Err() == nil {
+		// The peak is a closed-loop figure: a c measured under -rate is not one.
+		var peak *result
+		if opts.rate == 0 {
+			peak = rep.byKey("c")
+		}
+		if peak == nil {
+			def, _ := scenarioByKey("c")
+			peak = r.runScenario(ctx, def, loadSpec{concurrency: opts.concurrency, duration: opts.duration, requests: opts.requests})
+			peak.Key, peak.Title = "c-peak", def.title+" (peak for -half-peak)"
+			rep.Results = append(rep.Results, peak)
+			printProgress(out, peak)
+		}
+		if peak.Status == statusOK && peak.RPS > 0 {
+			def, _ := scenarioByKey("c")
+			half := loadSpec{concurrency: opts.concurrency, duration: opts.duration, requests: opts.requests, rate: peak.RPS / 2}
+			res := r.runScenario(ctx, def, half)
+			res.Key, res.Title = "c-half", fmt.Sprintf("%s at half of peak (%.0f req/s offered)", def.title, half.rate)
+			rep.Results = append(rep.Results, res)
+			printProgress(out, res)
+		}
+	}
+
+	for _, q := range ratioPairs {
+		num, den := rep.byKey(q[0]), rep.byKey(q[1])
+		if num != nil && den != nil && den.RPS > 0 {
+			rep.Ratios[q[0]+"/"+q[1]] = num.RPS / den.RPS
+		}
+		if num != nil && den != nil && den.PerCPUSecond > 0 {
+			rep.CPURatios[q[0]+"/"+q[1]] = num.PerCPUSecond / den.PerCPUSecond
+		}
+	}
+	printReport(out, rep)
+	if opts.jsonPath != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return rep, err
+		}
+		if err := os.WriteFile(opts.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return rep, err
+		}
+		fmt.Fprintf(out, "\nresults written to %s\n", opts.jsonPath)
+	}
+	return rep, ctx.Err()
+}
+
+// pin puts the generator on CPU 1, so that servers started under
+// `taskset -c 0` have CPU 0 to themselves. Services the scenarios start
+// (kfake) inherit CPU 1; a Postgres server that is already running keeps
+// its own placement.
+func (r *runner) pin() string {
+	if runtime.NumCPU() < 2 {
+		return "off (1 CPU)"
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "off (no taskset)"
+	}
+	if err := pinSelf(1); err != nil {
+		return fmt.Sprintf("off (%v)", err)
+	}
+	// One CPU: more Ps would only contend for it.
+	runtime.GOMAXPROCS(1)
+	r.pinned = true
+	return "server on CPU 0 (taskset), load generator and the brokers it starts on CPU 1"
+}
+
+func printProgress(out io.Writer, r *result) {
+	switch r.Status {
+	case statusOK:
+		fmt.Fprintf(out, "  [%s] %s: %.0f req/s, p99 %.2f ms, errors %s\n", r.Key, r.Title, r.RPS, r.P99Ms, r.errorText)
+	default:
+		fmt.Fprintf(out, "  [%s] %s: %s: %s\n", r.Key, r.Title, r.Status, r.Reason)
+	}
+}
+
+func printReport(out io.Writer, rep *report) {
+	fmt.Fprintln(out)
+	rows := [][]string{{"", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "requests", "errors", "peak RSS MiB", "server CPU s", "req/CPU-s"}}
+	for _, r := range rep.Results {
+		if r.Status != statusOK {
+			rows = append(rows, []string{r.Key, r.Title, r.Status})
+			continue
+		}
+		rows = append(rows, []string{r.Key, r.Title,
+			fmt.Sprintf("%.0f", r.RPS), fmt.Sprintf("%.2f", r.P50Ms), fmt.Sprintf("%.2f", r.P99Ms), fmt.Sprintf("%.2f", r.P999Ms),
+			fmt.Sprint(r.Requests), r.errorText, fmt.Sprintf("%.1f", r.PeakRSSMiB), fmt.Sprintf("%.2f", r.ServerCPUSeconds),
+			fmt.Sprintf("%.0f", r.PerCPUSecond)})
+	}
+	printTable(out, rows, 2)
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "throughput ratios (req/s, same run):     %s\n", formatRatios(rep.Ratios))
+	fmt.Fprintf(out, "efficiency ratios (req/CPU-s, same run): %s\n", formatRatios(rep.CPURatios))
+
+	if half := rep.byKey("c-half"); half != nil {
+		peak := rep.byKey("c")
+		if peak == nil {
+			peak = rep.byKey("c-peak")
+		}
+		if peak != nil {
+			fmt.Fprintf(out, "c at half of peak: p99 %.2f ms at %.0f req/s (at peak, %.0f req/s: p99 %.2f ms)\n", half.P99Ms, half.RPS, peak.RPS, peak.P99Ms)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Stored != nil {
+			v := r.Stored
+			mark := "stored == answered 200"
+			switch {
+			case v.Stored < v.Accepted:
+				mark = "LOST: fewer stored than answered 200"
+			case v.Stored > v.Accepted:
+				mark = fmt.Sprintf("all 200s stored, plus %d answered with an error but written", v.Stored-v.Accepted)
+			}
+			fmt.Fprintf(out, "%s stored: %d (%s); answered 200: %d of %d sent: %s\n", r.Key, v.Stored, v.Detail, v.Accepted, v.Sent, mark)
+		}
+	}
+	for _, r := range rep.Results {
+		if r.Status != statusOK {
+			// The progress line above has the whole reason, server log included.
+			first, _, _ := strings.Cut(r.Reason, "\n")
+			fmt.Fprintf(out, "%s %s: %s\n", r.Key, r.Status, first)
+		}
+	}
+}
+
+func formatRatios(m map[string]float64) string {
+	var parts []string
+	for _, q := range ratioPairs {
+		k := q[0] + "/" + q[1]
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.3f", k, v))
+		} else {
+			parts = append(parts, k+" n/a")
+		}
+	}
+	return strings.Join(parts, "   ")
+}
+
+// printTable prints rows in aligned columns: the first textColumns columns
+// left-aligned, the figures right-aligned.
+func printTable(out io.Writer, rows [][]string, textColumns int) {
+	var widths []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	for _, row := range rows {
+		var b strings.Builder
+		for i, cell := range row {
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i < textColumns {
+				b.WriteString(cell + pad)
+			} else {
+				b.WriteString(pad + cell)
+			}
+		}
+		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
+	}
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// buildBinaries builds the hookpipe distribution and the bare server once
+// per run into dir.
+func buildBinaries(repo, dir string) (hookpipe, bare string, err error) {
+	hookpipe = filepath.Join(dir, "hookpipe")
+	bare = filepath.Join(dir, "bare")
+	for _, b := range []struct{ out, pkg string }{{hookpipe, "./cmd/hookpipe"}, {bare, "./tests/load/bare"}} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	return hookpipe, bare, nil
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// serverProc is one server under test, running as its own process.
+type serverProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	logFile *os.File
+	exited  chan struct{}
+	waitErr error
+}
+
+// startServer starts bin with args in dir, on CPU 0 when pin is set (through
+// taskset, which execs the server: the pid is the server's own, so /proc
+// shows its memory and CPU time).
+func startServer(bin string, args, env []string, dir, logPath string, pin bool) (*serverProc, error) {
+	argv := append([]string{bin}, args...)
+	if pin {
+		argv = append([]string{"taskset", "-c", "0"}, argv...)
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("starting %s: %w", filepath.Base(bin), err)
+	}
+	s := &serverProc{cmd: cmd, logPath: logPath, logFile: logFile, exited: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+func (s *serverProc) pid() int { return s.cmd.Process.Pid }
+
+// waitListening waits until addr accepts connections, the process exits or
+// the timeout passes.
+func (s *serverProc) waitListening(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("server exited before listening (%v)\n%s", s.waitErr, s.logTail())
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server did not listen on %s within %s\n%s", addr, timeout, s.logTail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// running reports whether the process is still alive.
+func (s *serverProc) running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop asks the server to shut down and kills it if it has not within 15 s.
+func (s *serverProc) stop() {
+	defer s.logFile.Close()
+	if !s.running() {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(15 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func (s *serverProc) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	const n = 3000
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return "--- server log (tail) ---\n" + string(b)
+}
+
+// peakRSS is the process's high-water resident set (VmHWM), in bytes.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest) // "12345 kB"
+		if len(fields) != 2 || fields[1] != "kB" {
+			return 0, fmt.Errorf("unexpected VmHWM line %q", sc.Text())
+		}
+		kb, err := strconv.ParseInt(fields[0], 10, 64)
+		return kb * 1024, err
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/<pid>/stat. It
+// is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// cpuTime is the user plus system CPU time the process has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces; fields after its
+	// closing parenthesis are plain. utime and stime are fields 14 and 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// waitAccepting sends requests until one of each provider is answered 200,
+// which for hookpipe also means the output has connected, or the timeout
+// passes.
+func waitAccepting(ctx context.Context, g *generator, s *serverProc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	accepted := map[string]bool{}
+	for !accepted["controlshift"] || !accepted["thecity"] {
+		if !s.running() {
+			return fmt.Errorf("server exited (%v)\n%s", s.waitErr, s.logTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server did not answer 200 within %s (last: %s)\n%s", timeout, last, s.logTail())
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		provider, status, err := g.send(rctx)
+		cancel()
+		switch {
+		case err != nil:
+			last = err.Error()
+		case permanentRejection(status):
+			// Wrong credentials or a request the server will never take:
+			// waiting would not help.
+			return fmt.Errorf("server rejects %s requests with status %d\n%s", provider, status, s.logTail())
+		case status != 200:
+			last = fmt.Sprintf("%s: status %d", provider, status)
+		default:
+			accepted[provider] = true
+			continue
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
+}
+
+// permanentRejection is a client error that a server still starting up would
+// not answer (it answers 503, or refuses the connection).
+func permanentRejection(status int) bool {
+	return status >= 400 && status < 500 && status != 404 && status != 408 && status != 429
+}
