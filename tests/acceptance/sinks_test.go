@@ -196,3 +196,62 @@ func TestS3Sink(t *testing.T) {
 	}
 	checkEnvelopes(t, envelopes, wantTypes)
 }
+
+func TestKafkaSink(t *testing.T) {
+	kafka := harness.Kafka(t)
+	hp := harness.StartHookpipe(t, "configs/kafka.yaml", append(sinkEnv,
+		"HOOKPIPE_KAFKA_BROKERS="+kafka.Brokers, "HOOKPIPE_KAFKA_TOPIC_PREFIX=acceptance.")...)
+	wantTypes := sendAll(t, hp)
+
+	// Read every topic back with kcat, an independent client.
+	perType := map[string]int{}
+	for _, e := range examples.All() {
+		perType[expectedType(e)]++
+	}
+	topics := map[string]int{}
+	for typ, n := range perType {
+		topics["acceptance."+typ] = n
+	}
+	var envelopes [][]byte
+	for topic, records := range harness.ConsumeTopicsWithKcat(t, kafka.Brokers, topics) {
+		typ := strings.TrimPrefix(topic, "acceptance.")
+		for _, r := range records {
+			var ev cloudevents.Event
+			if err := json.Unmarshal([]byte(r.Value), &ev); err != nil {
+				t.Fatalf("%s: value is not a CloudEvent: %v", r.Topic, err)
+			}
+			if !r.HasKey || r.Key != ev.Subject() {
+				t.Errorf("%s: key %q, want the subject %q", r.Topic, r.Key, ev.Subject())
+			}
+			for header, want := range map[string]string{
+				"ce_specversion": "1.0", "ce_id": ev.ID(), "ce_type": typ, "ce_source": ev.Source(),
+				"ce_subject": ev.Subject(), "content-type": "application/cloudevents+json",
+			} {
+				if got, _ := r.Header(header); got != want {
+					t.Errorf("%s: header %s = %q, want %q", r.Topic, header, got, want)
+				}
+			}
+			if got, _ := r.Header("ce_time"); got != ev.Time().UTC().Format(time.RFC3339Nano) && got != ev.Time().UTC().Format(time.RFC3339) {
+				t.Errorf("%s: ce_time %q does not match time %s", r.Topic, got, ev.Time())
+			}
+			envelopes = append(envelopes, []byte(r.Value))
+		}
+	}
+	byID := checkEnvelopes(t, envelopes, wantTypes)
+
+	// A provider's retries of delivered events are acknowledged without a
+	// second record.
+	for _, e := range examples.All()[:5] {
+		path, hdr := providerAuth(e)
+		if status, body := hp.Post(t, path, e.Body, hdr); status != 200 {
+			t.Fatalf("retry: %d %s", status, body)
+		}
+	}
+	total := 0
+	for _, records := range harness.ConsumeTopicsWithKcat(t, kafka.Brokers, topics) {
+		total += len(records)
+	}
+	if total != len(byID) {
+		t.Fatalf("%d records after retries, want %d", total, len(byID))
+	}
+}

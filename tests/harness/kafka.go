@@ -278,9 +278,47 @@ func (r KcatRecord) Header(key string) (string, bool) {
 // only when they are valid UTF-8.
 func ConsumeWithKcat(t testing.TB, brokers, topic string, n int, extra ...string) []KcatRecord {
 	t.Helper()
+	records, err := consumeWithKcat(brokers, topic, n, extra)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return records
+}
+
+// ConsumeTopicsWithKcat reads several topics at once, want[topic] records
+// from each, with one kcat per topic running concurrently.
+func ConsumeTopicsWithKcat(t testing.TB, brokers string, want map[string]int) map[string][]KcatRecord {
+	t.Helper()
+	type result struct {
+		topic   string
+		records []KcatRecord
+		err     error
+	}
+	results := make(chan result, len(want))
+	limit := make(chan struct{}, 8)
+	for topic, n := range want {
+		go func() {
+			limit <- struct{}{}
+			defer func() { <-limit }()
+			records, err := consumeWithKcat(brokers, topic, n, nil)
+			results <- result{topic, records, err}
+		}()
+	}
+	out := map[string][]KcatRecord{}
+	for range want {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("harness: %v", r.err)
+		}
+		out[r.topic] = r.records
+	}
+	return out
+}
+
+func consumeWithKcat(brokers, topic string, n int, extra []string) ([]KcatRecord, error) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Fatalf("harness: kcat is not installed (apt-get install -y kcat): %v", err)
+		return nil, fmt.Errorf("kcat is not installed (apt-get install -y kcat): %v", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	var (
@@ -290,15 +328,14 @@ func ConsumeWithKcat(t testing.TB, brokers, topic string, n int, extra ...string
 	for {
 		records, lastErr = runKcat(kcat, brokers, topic, extra)
 		if lastErr == nil && len(records) >= n {
-			return records
+			return records, nil
 		}
 		if time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("harness: kcat read %d of %d records from topic %q at %s: %v", len(records), n, topic, brokers, lastErr)
-	return nil
+	return nil, fmt.Errorf("kcat read %d of %d records from topic %q at %s: %v", len(records), n, topic, brokers, lastErr)
 }
 
 func runKcat(kcat, brokers, topic string, extra []string) ([]KcatRecord, error) {
