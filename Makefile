@@ -17,6 +17,7 @@ FUZZ_TARGETS := \
 	FuzzParse:./plugins/controlshift \
 	FuzzParse:./plugins/thecity \
 	FuzzCitySignature:./plugins/auth \
+	FuzzEndMarkerGuard:./plugins/mirror \
 	FuzzDuplicateKey:./plugins/jsonbody
 
 .PHONY: build run test vet unit integration configs fuzz load load-smoke clean

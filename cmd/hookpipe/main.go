@@ -17,6 +17,7 @@ import (
 	_ "github.com/hookpipe/hookpipe/plugins/bloblang"
 	_ "github.com/hookpipe/hookpipe/plugins/controlshift"
 	_ "github.com/hookpipe/hookpipe/plugins/metrics"
+	_ "github.com/hookpipe/hookpipe/plugins/mirror"
 	_ "github.com/hookpipe/hookpipe/plugins/thecity"
 	_ "github.com/hookpipe/hookpipe/plugins/webhook"
 

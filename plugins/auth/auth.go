@@ -83,3 +83,21 @@ func nonEmpty(in []string) [][]byte {
 	}
 	return out
 }
+
+// SecretHeaders is implemented by verifiers whose credentials travel as a
+// secret in a header (basic auth, a shared signature value, a header token).
+// Those headers must never be stored, e.g. in a raw archive.
+type SecretHeaders interface {
+	SecretHeaders() []string
+}
+
+// SecretHeaders implements SecretHeaders for every member that does.
+func (a All) SecretHeaders() []string {
+	var out []string
+	for _, v := range a {
+		if s, ok := v.(SecretHeaders); ok {
+			out = append(out, s.SecretHeaders()...)
+		}
+	}
+	return out
+}

@@ -52,3 +52,6 @@ func parseBasic(h string) (user, pass string, ok bool) {
 	user, pass, ok = strings.Cut(string(raw), ":")
 	return user, pass, ok
 }
+
+// SecretHeaders implements SecretHeaders.
+func (b *Basic) SecretHeaders() []string { return []string{"Authorization"} }

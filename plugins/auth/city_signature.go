@@ -120,3 +120,12 @@ func (c *CitySignature) decode(v string) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// SecretHeaders implements SecretHeaders: in shared mode the header is the
+// secret itself; an HMAC reveals nothing and may be kept for re-verification.
+func (c *CitySignature) SecretHeaders() []string {
+	if c.Mode == ModeShared {
+		return []string{c.Header}
+	}
+	return nil
+}

@@ -58,3 +58,11 @@ func (t *Token) Verify(r Request) error {
 	}
 	return ErrBadCredentials
 }
+
+// SecretHeaders implements SecretHeaders.
+func (t *Token) SecretHeaders() []string {
+	if t.In == TokenInHeader {
+		return []string{t.Name}
+	}
+	return nil
+}

@@ -117,6 +117,7 @@ fail its neighbours.
 			service.NewStringField(fieldRateLimit).Description("An optional `rate_limit` resource; requests over it answer 429 with `Retry-After`.").Default("").Advanced(),
 			service.NewDurationField(fieldShutdownDeadline).Description("How long to wait for in-flight requests at shutdown.").Default("10s").Advanced(),
 		).
+		Fields(archiveFields()...).
 		Example("ControlShift and The City on one listener", `Both providers' endpoints on port 8080, secrets from environment variables.`, `
 input:
   webhook_server:
@@ -154,6 +155,9 @@ type endpoint struct {
 	lenient     bool
 	verifier    auth.Verifier
 	tokenInPath bool
+	// secretHeaders are the canonical names of headers that carry this
+	// endpoint's secrets: never archived.
+	secretHeaders map[string]bool
 }
 
 // request states: a queued request is either taken into a batch by ReadBatch
@@ -166,9 +170,11 @@ const (
 )
 
 type pendingRequest struct {
-	msg   *service.Message
-	state atomic.Int32
-	done  chan error // buffered: an ack never blocks on a gone handler
+	msg *service.Message
+	// archiveHeaders are the headers kept in the request's archive record.
+	archiveHeaders map[string]string
+	state          atomic.Int32
+	done           chan error // buffered: an ack never blocks on a gone handler
 }
 
 type webhookServer struct {
@@ -186,6 +192,7 @@ type webhookServer struct {
 	metaHeaders  []metaHeader
 	rateLimit    string
 	shutdownWait time.Duration
+	arch         *archiver // nil without an archive
 
 	slots   chan struct{}
 	pending chan *pendingRequest
@@ -281,6 +288,9 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 	if w.shutdownWait, err = conf.FieldDuration(fieldShutdownDeadline); err != nil {
 		return nil, err
 	}
+	if w.arch, err = newArchiver(conf, mgr, w.timeout); err != nil {
+		return nil, err
+	}
 	readTO, err := conf.FieldDuration(fieldReadTimeout)
 	if err != nil {
 		return nil, err
@@ -350,6 +360,7 @@ func endpointFromConfig(ec *service.ParsedConfig) (*endpoint, error) {
 	if ep.verifier, ep.tokenInPath, err = auth.FromConfig(ec.Namespace(fieldEPAuth)); err != nil {
 		return nil, err
 	}
+	ep.secretHeaders = secretHeaderSet(ep.verifier)
 	return ep, nil
 }
 
@@ -358,6 +369,15 @@ func endpointFromConfig(ec *service.ParsedConfig) (*endpoint, error) {
 func (w *webhookServer) Connect(ctx context.Context) error {
 	if w.listener != nil {
 		return nil
+	}
+	if w.arch != nil {
+		for _, o := range []*service.OwnedOutput{w.arch.out, w.arch.rejected} {
+			if o != nil {
+				if err := o.Prime(); err != nil {
+					return fmt.Errorf("webhook_server: starting the archive: %w", err)
+				}
+			}
+		}
 	}
 	ln, err := net.Listen("tcp", w.address)
 	if err != nil {
@@ -377,6 +397,39 @@ func (w *webhookServer) Connect(ctx context.Context) error {
 // ReadBatch hands the pipeline every request that has arrived, up to
 // max_batch_size, and answers each from its own message's outcome.
 func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	for {
+		reqs, err := w.gather(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		if w.arch != nil && w.arch.out != nil {
+			reqs = w.archiveBatch(ctx, reqs)
+		}
+		if len(reqs) > 0 {
+			batch, ack := w.handOver(reqs)
+			return batch, ack, nil
+		}
+	}
+}
+
+// archiveBatch writes the archive records of reqs and answers 503 to those
+// whose record could not be written; the rest go on to the pipeline.
+func (w *webhookServer) archiveBatch(ctx context.Context, reqs []*pendingRequest) []*pendingRequest {
+	errs := w.arch.write(ctx, reqs)
+	kept := reqs[:0]
+	for i, r := range reqs {
+		if errs[i] != nil {
+			r.done <- errs[i]
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// gather waits for a first request, then takes whatever else has arrived,
+// up to max_batch_size (waiting batch_period for more when set).
+func (w *webhookServer) gather(ctx context.Context) ([]*pendingRequest, error) {
 	var reqs []*pendingRequest
 	take := func(p *pendingRequest) {
 		if p.state.CompareAndSwap(stateQueued, stateTaken) {
@@ -388,9 +441,9 @@ func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, se
 		case p := <-w.pending:
 			take(p)
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		case <-w.closing:
-			return nil, nil, service.ErrNotConnected
+			return nil, service.ErrNotConnected
 		}
 	}
 	var period <-chan time.Time
@@ -419,6 +472,12 @@ gather:
 		}
 	}
 
+	return reqs, nil
+}
+
+// handOver makes the batch of reqs and the ack function that answers each
+// request from its own message's outcome.
+func (w *webhookServer) handOver(reqs []*pendingRequest) (service.MessageBatch, service.AckFunc) {
 	w.mBatchSize.Set(int64(len(reqs)))
 	w.mBatches.Incr(1)
 	w.mBatchMessages.Incr(int64(len(reqs)))
@@ -452,7 +511,7 @@ gather:
 			r.done <- results[i]
 		}
 		return nil
-	}, nil
+	}
 }
 
 // Close stops the listener, answers every request that never reached the
@@ -469,6 +528,7 @@ func (w *webhookServer) Close(ctx context.Context) error {
 		_ = w.server.Close()
 	}
 	<-w.served
+	w.arch.close(ctx)
 	return nil
 }
 
@@ -584,10 +644,12 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if err := ep.verifier.Verify(authReq); err != nil {
 		w.log.Debugf("Rejected delivery to %s from %s: %v", ep.path, req.RemoteAddr, err)
 		w.mAuthFailures.Incr(1, ep.provider, ep.path)
+		w.arch.reject(ep, req, x, http.StatusUnauthorized, err.Error(), body)
 		w.respond(rw, http.StatusUnauthorized, x, "unauthorized")
 		return
 	}
 	if err := jsonbody.Check(body, ep.lenient); err != nil {
+		w.arch.reject(ep, req, x, http.StatusBadRequest, err.Error(), body)
 		w.respond(rw, http.StatusBadRequest, x, err.Error())
 		return
 	}
@@ -606,6 +668,9 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 
 	p := &pendingRequest{msg: msg, done: make(chan error, 1)}
+	if w.arch != nil && w.arch.out != nil {
+		p.archiveHeaders = w.arch.keptHeaders(ep, req.Header)
+	}
 	timer := time.NewTimer(w.timeout)
 	defer timer.Stop()
 

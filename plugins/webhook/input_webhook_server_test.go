@@ -66,17 +66,27 @@ func freeAddr(t *testing.T) string {
 
 // recordingSink keeps what it writes and fails each message whose content
 // contains "FAIL", the way a sink rejects one row of a batch.
-type recordingSink struct{ got *received }
+type recordingSink struct {
+	got    *received
+	failOn string // content marking a message this sink fails; "FAIL" when empty
+}
+
+// Archive outputs of the stream under test, reset by each startStream.
+var archived, rejectedArchived = &received{}, &received{}
 
 func (r *recordingSink) Connect(context.Context) error { return nil }
 func (r *recordingSink) Close(context.Context) error   { return nil }
 
 func (r *recordingSink) WriteBatch(_ context.Context, batch service.MessageBatch) error {
+	marker := r.failOn
+	if marker == "" {
+		marker = "FAIL"
+	}
 	berr := service.NewBatchError(batch, errors.New("write failed"))
 	var ok service.MessageBatch
 	for i, m := range batch {
 		c, _ := m.AsBytes()
-		if bytes.Contains(c, []byte("FAIL")) {
+		if bytes.Contains(c, []byte(marker)) {
 			berr.Failed(i, errors.New("write failed"))
 			continue
 		}
@@ -96,6 +106,7 @@ func startStream(t *testing.T, inputExtra, pipeline string) (string, *received) 
 	t.Helper()
 	addr := freeAddr(t)
 	got := &received{}
+	archived, rejectedArchived = &received{}, &received{}
 	env := service.NewEnvironment()
 	err := env.RegisterBatchOutput("recording_sink", service.NewConfigSpec(),
 		func(*service.ParsedConfig, *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
@@ -103,6 +114,15 @@ func startStream(t *testing.T, inputExtra, pipeline string) (string, *received) 
 		})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for name, rec := range map[string]*received{"archive_sink": archived, "rejected_sink": rejectedArchived} {
+		rec := rec
+		if err := env.RegisterBatchOutput(name, service.NewConfigSpec(),
+			func(*service.ParsedConfig, *service.Resources) (service.BatchOutput, service.BatchPolicy, int, error) {
+				return &recordingSink{got: rec, failOn: "ARCHIVEFAIL"}, service.BatchPolicy{}, 1, nil
+			}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b := env.NewStreamBuilder()
 	err = b.SetYAML(fmt.Sprintf(`
