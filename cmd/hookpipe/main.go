@@ -16,6 +16,7 @@ import (
 	// they can be compiled into another distribution of the engine.
 	_ "github.com/hookpipe/hookpipe/plugins/bloblang"
 	_ "github.com/hookpipe/hookpipe/plugins/controlshift"
+	_ "github.com/hookpipe/hookpipe/plugins/generic"
 	_ "github.com/hookpipe/hookpipe/plugins/metrics"
 	_ "github.com/hookpipe/hookpipe/plugins/mirror"
 	_ "github.com/hookpipe/hookpipe/plugins/thecity"

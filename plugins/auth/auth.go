@@ -1,7 +1,9 @@
 // Package auth authenticates webhook deliveries on their raw bytes: The City's
 // X-City-Webhook-Signature (a shared value or an HMAC of the body), HTTP basic
-// auth and secret tokens. Every comparison is constant-time, and every method
-// accepts several active secrets so a secret can be rotated without downtime.
+// auth, secret tokens, and a declarative signature check (Signature) that a
+// config describes field by field, with presets for Standard Webhooks, GitHub
+// and Stripe. Every comparison is constant-time, and every method accepts
+// several active secrets so a secret can be rotated without downtime.
 //
 // The same verifiers serve the webhook input (on the live request) and the
 // provider processors (on a message whose headers were kept as metadata), so a
