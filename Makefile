@@ -12,13 +12,15 @@ CONFIGS := $(filter-out %_benthos_test.yaml,$(wildcard configs/*.yaml))
 # Each fuzz target and its package, run for FUZZTIME by `make fuzz`.
 FUZZTIME ?= 10s
 FUZZ_TARGETS := \
-	FuzzNormalize:./plugins/lenientjson \
+	FuzzCheck:./plugins/jsonread \
+	FuzzDecode:./plugins/jsonread \
 	FuzzParse:./plugins/timefmt \
 	FuzzParse:./plugins/controlshift \
 	FuzzParse:./plugins/thecity \
 	FuzzCitySignature:./plugins/auth \
-	FuzzEndMarkerGuard:./plugins/mirror \
-	FuzzDuplicateKey:./plugins/jsonbody
+	FuzzParseCommaList:./plugins/auth \
+	FuzzParseKeyValue:./plugins/auth \
+	FuzzEndMarkerGuard:./plugins/mirror
 
 .PHONY: build run test vet unit integration configs fuzz load load-smoke clean
 

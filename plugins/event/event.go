@@ -4,19 +4,17 @@
 package event
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/Jeffail/gabs/v2"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	"github.com/hookpipe/hookpipe/plugins/lenientjson"
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 	"github.com/hookpipe/hookpipe/plugins/timefmt"
 )
 
@@ -111,28 +109,21 @@ func BodyID(provider string, body []byte) string {
 var ErrNotObject = errors.New("payload is not a JSON object")
 
 // Decode parses a payload into a map, keeping numbers exact (json.Number),
-// optionally accepting The City's documented non-strict JSON.
+// optionally accepting The City's documented non-strict JSON. A payload that
+// is not UTF-8 or has a key twice in one object is malformed too: readers
+// disagree on what it says.
 func Decode(body []byte, lenient bool) (map[string]any, error) {
-	if lenient {
-		var err error
-		if body, err = lenientjson.Normalize(body); err != nil {
-			return nil, err
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	doc, err := jsonread.Decode(body, jsonread.Options{Lenient: lenient})
+	var syntax *jsonread.SyntaxError
+	switch {
+	case err == nil:
+		return doc, nil
+	case errors.Is(err, jsonread.ErrNotObject):
+		return nil, ErrNotObject
+	case errors.As(err, &syntax):
 		return nil, fmt.Errorf("payload is not valid JSON: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("payload has data after its JSON value")
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, ErrNotObject
-	}
-	return obj, nil
+	return nil, fmt.Errorf("payload is malformed: %w", err)
 }
 
 // NormalizeTimes rewrites, in place, every string in v that is one of the

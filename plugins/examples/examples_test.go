@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hookpipe/hookpipe/plugins/lenientjson"
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
 var update = flag.Bool("update", false, "rewrite the embedded example files from the provider documents")
@@ -324,7 +324,7 @@ func TestCityExamplesNormalize(t *testing.T) {
 		if bytes.ContainsAny(e.Body, "\r\n") {
 			t.Errorf("%s: City examples are single lines", e.Name)
 		}
-		norm, err := lenientjson.Normalize(e.Body)
+		norm, err := jsonread.Normalize(e.Body)
 		if err != nil {
 			t.Errorf("%s: %v", e.Name, err)
 			continue

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hookpipe/hookpipe/plugins/examples"
-	"github.com/hookpipe/hookpipe/plugins/lenientjson"
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
 // seedTimes holds every timestamp string in the two providers' documented examples, with the
@@ -142,7 +142,7 @@ func TestSeedTimesAreComplete(t *testing.T) {
 		}
 	}
 	for _, ex := range examples.All() {
-		body, err := lenientjson.Normalize(ex.Body)
+		body, err := jsonread.Normalize(ex.Body)
 		if err != nil {
 			t.Fatalf("%s: %v", ex.Name, err)
 		}

@@ -24,7 +24,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/hookpipe/hookpipe/plugins/auth"
-	"github.com/hookpipe/hookpipe/plugins/jsonbody"
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
 const (
@@ -648,7 +648,7 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		w.respond(rw, http.StatusUnauthorized, x, "unauthorized")
 		return
 	}
-	if err := jsonbody.Check(body, ep.lenient); err != nil {
+	if err := jsonread.Check(body, jsonread.Options{Lenient: ep.lenient}); err != nil {
 		w.arch.reject(ep, req, x, http.StatusBadRequest, err.Error(), body)
 		w.respond(rw, http.StatusBadRequest, x, err.Error())
 		return
