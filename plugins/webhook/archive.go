@@ -101,6 +101,9 @@ func (a *archiver) keptHeaders(ep *endpoint, h http.Header) map[string]string {
 			out[name] = v
 		}
 	}
+	if ep.ce != nil {
+		out = cloudEventsHeaders(h, out)
+	}
 	return out
 }
 

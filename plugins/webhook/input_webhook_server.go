@@ -8,13 +8,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,13 +74,16 @@ checks in order, and the first that fails answers with a short JSON error body:
 | check | status |
 | --- | --- |
 | unknown path | 404 |
-| method other than POST | 405 |
+| client address not in the endpoint's `+"`allowed_ips`"+` | 403 |
+| no valid client certificate on an endpoint with `+"`require_client_cert`"+` (or not one of `+"`client_cert_names`"+`) | 401 (403) |
+| method other than POST (and OPTIONS, the handshake, on a `+"`cloudevents`"+` endpoint) | 405 |
 | `+"`Content-Type`"+` not in `+"`allowed_content_types`"+` | 415 |
 | body larger than `+"`max_body_bytes`"+` (also when chunked) | 413 |
 | body not received within `+"`read_timeout`"+` | 408 |
 | authentication failed or missing | 401 |
 | body not valid UTF-8 or not a JSON object | 400 |
 | over `+"`max_in_flight`"+` concurrent requests or over the rate limit | 503 / 429, with `+"`Retry-After`"+` |
+| shutting down, and the pipeline will not take the request | 503, with `+"`Retry-After`"+` |
 
 A request that passes becomes one message whose content is the raw body, exactly as received. The reply waits for the
 pipeline: **200 means the output acknowledged the message** (it was written); a nack, or no acknowledgement within
@@ -93,17 +99,14 @@ fail its neighbours.
 - `+"`webhook_remote_addr`"+`: the peer address
 - `+"`webhook_received_at`"+`: receive time, RFC 3339 UTC with nanoseconds
 - `+"`webhook_request_id`"+`: a random id, also returned in the `+"`X-Request-Id`"+` response header
+- `+"`webhook_client_ip`"+`: the client's address (the peer, or read from `+"`X-Forwarded-For`"+` through `+"`trusted_proxies`"+`)
+- `+"`webhook_client_cert_subject`"+`: the subject of the verified client certificate, when one was presented
+- on `+"`cloudevents`"+` endpoints, each `+"`ce-*`"+` header and `+"`content-type`"+`, under their lower-case names
 - each header named in `+"`metadata_headers`"+`, under its lower-case name (control characters removed)
 `).
 		Fields(
 			service.NewStringField(fieldAddress).Description("The address to listen on.").Default("0.0.0.0:8080"),
-			service.NewObjectListField(fieldEndpoints,
-				service.NewStringField(fieldEPPath).Description("The path this endpoint is served on, e.g. `/webhooks/thecity`."),
-				service.NewStringField(fieldEPProvider).Description("The provider name stored in `webhook_provider`, e.g. `controlshift` or `thecity`."),
-				service.NewStringField(fieldEPSource).Description("The CloudEvents `source` of this endpoint's events. Defaults to the path.").Default(""),
-				service.NewBoolField(fieldEPLenient).Description("Accept the non-strict JSON found in The City's documented examples (`nil`, trailing commas, a missing comma between members). The message keeps the raw bytes; the provider processor reads them leniently too.").Default(false),
-				auth.ConfigField(fieldEPAuth),
-			).Description("The endpoints served on this listener."),
+			service.NewObjectListField(fieldEndpoints, endpointFields()...).Description("The endpoints served on this listener."),
 			service.NewIntField(fieldMaxBodyBytes).Description("The largest body accepted; larger ones answer 413.").Default(1<<20),
 			service.NewDurationField(fieldTimeout).Description("How long a request waits for its message to be acknowledged before it answers 503.").Default("10s"),
 			service.NewDurationField(fieldReadTimeout).Description("How long reading a whole request may take (slow senders answer 408).").Default("10s").Advanced(),
@@ -118,6 +121,8 @@ fail its neighbours.
 			service.NewDurationField(fieldShutdownDeadline).Description("How long to wait for in-flight requests at shutdown.").Default("10s").Advanced(),
 		).
 		Fields(archiveFields()...).
+		Fields(transportFields()...).
+		Fields(healthFields()...).
 		Example("ControlShift and The City on one listener", `Both providers' endpoints on port 8080, secrets from environment variables.`, `
 input:
   webhook_server:
@@ -139,6 +144,18 @@ input:
 `)
 }
 
+func endpointFields() []*service.ConfigField {
+	fields := []*service.ConfigField{
+		service.NewStringField(fieldEPPath).Description("The path this endpoint is served on, e.g. `/webhooks/thecity`."),
+		service.NewStringField(fieldEPProvider).Description("The provider name stored in `webhook_provider`, e.g. `controlshift` or `thecity`."),
+		service.NewStringField(fieldEPSource).Description("The CloudEvents `source` of this endpoint's events. Defaults to the path.").Default(""),
+		service.NewBoolField(fieldEPLenient).Description("Accept the non-strict JSON found in The City's documented examples (`nil`, trailing commas, a missing comma between members). The message keeps the raw bytes; the provider processor reads them leniently too.").Default(false),
+		auth.ConfigField(fieldEPAuth),
+	}
+	fields = append(fields, endpointTransportFields()...)
+	return append(fields, cloudEventsField())
+}
+
 func init() {
 	err := service.RegisterBatchInput("webhook_server", inputSpec(), func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchInput, error) {
 		return newWebhookServer(conf, mgr)
@@ -158,6 +175,11 @@ type endpoint struct {
 	// secretHeaders are the canonical names of headers that carry this
 	// endpoint's secrets: never archived.
 	secretHeaders map[string]bool
+
+	allowedIPs  []netip.Prefix
+	requireCert bool
+	certNames   []string
+	ce          *ceEndpoint // nil unless the endpoint takes CloudEvents
 }
 
 // request states: a queued request is either taken into a batch by ReadBatch
@@ -193,11 +215,19 @@ type webhookServer struct {
 	rateLimit    string
 	shutdownWait time.Duration
 	arch         *archiver // nil without an archive
+	tlsConf      *tls.Config
+	trusted      []netip.Prefix
+	ready        *readiness
 
 	slots   chan struct{}
 	pending chan *pendingRequest
 	closing chan struct{}
 	closeMu sync.Once
+	// stopping is closed when the engine stops reading (shutdown began):
+	// requests it will never take are answered 503 at once.
+	stopping chan struct{}
+	stopMu   sync.Once
+	watchMu  sync.Once
 
 	server   *http.Server
 	listener net.Listener
@@ -213,7 +243,7 @@ type webhookServer struct {
 type metaHeader struct{ header, key string }
 
 func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webhookServer, error) {
-	w := &webhookServer{log: mgr.Logger(), mgr: mgr, exact: map[string]*endpoint{}, closing: make(chan struct{}), served: make(chan struct{})}
+	w := &webhookServer{log: mgr.Logger(), mgr: mgr, exact: map[string]*endpoint{}, closing: make(chan struct{}), stopping: make(chan struct{}), served: make(chan struct{})}
 	var err error
 	if w.address, err = conf.FieldString(fieldAddress); err != nil {
 		return nil, err
@@ -238,6 +268,19 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 			w.prefixed = append(w.prefixed, ep)
 		}
 	}
+	if err := w.transportFromConfig(conf); err != nil {
+		return nil, err
+	}
+	hc, err := healthFromConfig(conf)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{hc.livePath, hc.readyPath} {
+		if ep, _ := w.route(p); p != "" && ep != nil {
+			return nil, fmt.Errorf("health path %s is served by endpoint %s", p, ep.path)
+		}
+	}
+	w.ready = newReadiness(hc, mgr)
 	maxBody, err := conf.FieldInt(fieldMaxBodyBytes)
 	if err != nil {
 		return nil, err
@@ -325,6 +368,9 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 		MaxHeaderBytes:    64 << 10,
 		// The write deadline must outlast the wait for an acknowledgement.
 		WriteTimeout: readTO + w.timeout + 5*time.Second,
+		// Failed TLS handshakes and the like, from scanners as much as
+		// senders: the engine's log at debug level, not stderr.
+		ErrorLog: log.New(debugWriter{w.log}, "", 0),
 	}
 	return w, nil
 }
@@ -361,7 +407,31 @@ func endpointFromConfig(ec *service.ParsedConfig) (*endpoint, error) {
 		return nil, err
 	}
 	ep.secretHeaders = secretHeaderSet(ep.verifier)
+	if err := ep.transportFromConfig(ec); err != nil {
+		return nil, err
+	}
+	if ep.ce, err = cloudEventsFromConfig(ec); err != nil {
+		return nil, err
+	}
 	return ep, nil
+}
+
+// transportFromConfig reads the listener's TLS and trusted proxies.
+func (w *webhookServer) transportFromConfig(conf *service.ParsedConfig) error {
+	needClientCA := false
+	for _, ep := range w.exact {
+		needClientCA = needClientCA || ep.requireCert
+	}
+	var err error
+	if w.tlsConf, err = tlsConfig(conf, needClientCA); err != nil {
+		return err
+	}
+	proxies, err := conf.FieldStringList(fieldTrustedProxies)
+	if err != nil {
+		return err
+	}
+	w.trusted, err = parsePrefixes(fieldTrustedProxies, proxies, true)
+	return err
 }
 
 // Connect starts listening. A port that cannot be bound fails the stream at
@@ -384,19 +454,66 @@ func (w *webhookServer) Connect(ctx context.Context) error {
 		return fmt.Errorf("webhook_server: listen on %s: %w", w.address, err)
 	}
 	w.listener = ln
-	w.log.Infof("Receiving webhooks on %s (%d endpoints)", ln.Addr(), len(w.exact))
+	scheme := "http"
+	if w.tlsConf != nil {
+		scheme = "https"
+		w.server.TLSConfig = w.tlsConf
+		// HTTP/1.1 only: the early replies that refuse a body close the
+		// connection, which HTTP/2 has no way to say.
+		w.server.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+	}
+	w.log.Infof("Receiving webhooks on %s://%s (%d endpoints)", scheme, ln.Addr(), len(w.exact))
 	go func() {
 		defer close(w.served)
-		if err := w.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if w.tlsConf != nil {
+			err = w.server.ServeTLS(ln, "", "")
+		} else {
+			err = w.server.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Errorf("webhook_server stopped: %v", err)
 		}
 	}()
+	w.ready.start()
 	return nil
+}
+
+// beginStopping marks the start of shutdown: the engine reads no more, so
+// readiness fails and requests it will not take are answered 503 at once.
+func (w *webhookServer) beginStopping() {
+	w.stopMu.Do(func() {
+		w.ready.drain()
+		close(w.stopping)
+	})
+}
+
+// leaveQueue moves a queued request to state to, once: a queued request is
+// taken or abandoned, never both.
+func (w *webhookServer) leaveQueue(p *pendingRequest, to int32) bool {
+	if p.state.CompareAndSwap(stateQueued, to) {
+		w.ready.queued.Add(-1)
+		return true
+	}
+	return false
 }
 
 // ReadBatch hands the pipeline every request that has arrived, up to
 // max_batch_size, and answers each from its own message's outcome.
 func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	w.ready.took()
+	w.watchMu.Do(func() {
+		// The engine passes the same context to every ReadBatch and cancels
+		// it when it stops reading (its soft stop), possibly while it is not
+		// in ReadBatch at all: watch it, so shutdown begins at once.
+		go func() {
+			select {
+			case <-ctx.Done():
+				w.beginStopping()
+			case <-w.closing:
+			}
+		}()
+	})
 	for {
 		reqs, err := w.gather(ctx)
 		if err != nil {
@@ -432,20 +549,27 @@ func (w *webhookServer) archiveBatch(ctx context.Context, reqs []*pendingRequest
 func (w *webhookServer) gather(ctx context.Context) ([]*pendingRequest, error) {
 	var reqs []*pendingRequest
 	take := func(p *pendingRequest) {
-		if p.state.CompareAndSwap(stateQueued, stateTaken) {
+		if w.leaveQueue(p, stateTaken) {
 			reqs = append(reqs, p)
 		}
 	}
+	w.ready.waiting.Store(true)
 	for len(reqs) == 0 {
 		select {
 		case p := <-w.pending:
 			take(p)
 		case <-ctx.Done():
+			// The engine cancels this context when it stops reading.
+			w.ready.waiting.Store(false)
+			w.beginStopping()
 			return nil, ctx.Err()
 		case <-w.closing:
+			w.ready.waiting.Store(false)
 			return nil, service.ErrNotConnected
 		}
 	}
+	w.ready.waiting.Store(false)
+	w.ready.took()
 	var period <-chan time.Time
 	if w.batchPeriod > 0 {
 		t := time.NewTimer(w.batchPeriod)
@@ -517,7 +641,9 @@ func (w *webhookServer) handOver(reqs []*pendingRequest) (service.MessageBatch, 
 // Close stops the listener, answers every request that never reached the
 // pipeline with 503, and waits for in-flight requests up to shutdown_timeout.
 func (w *webhookServer) Close(ctx context.Context) error {
+	w.beginStopping()
 	w.closeMu.Do(func() { close(w.closing) })
+	defer w.ready.close()
 	if w.listener == nil {
 		return nil
 	}
@@ -562,7 +688,10 @@ func (w *webhookServer) respond(rw http.ResponseWriter, status int, x exchange, 
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Request-Id", x.id)
 	h.Set("Cache-Control", "no-store")
-	if !x.bodyRead {
+	// While draining, every reply also closes its connection, so clients
+	// reconnect through the load balancer to the instances that stay. Idle
+	// connections are not cut: a client could be sending on one.
+	if !x.bodyRead || w.ready.draining.Load() {
 		h.Set("Connection", "close")
 	}
 	r := reply{RequestID: x.id, Error: errText}
@@ -595,6 +724,9 @@ func (w *webhookServer) route(path string) (*endpoint, string) {
 
 func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	receivedAt := time.Now()
+	if w.serveHealth(rw, req) {
+		return
+	}
 	requestID := w.newRequestID()
 
 	ep, pathToken := w.route(req.URL.Path)
@@ -603,14 +735,35 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		w.respond(rw, http.StatusNotFound, x, "no webhook endpoint at this path")
 		return
 	}
+	client := clientAddr(req, w.trusted)
+	if status, errText := ep.transportCheck(req, client); status != 0 {
+		w.log.Debugf("Refused a request to %s from %s: %s", ep.path, client, errText)
+		w.arch.reject(ep, req, x, status, errText, nil)
+		w.respond(rw, status, x, errText)
+		return
+	}
+	if ep.ce != nil && req.Method == http.MethodOptions {
+		w.handshake(rw, req, ep, x)
+		return
+	}
 	if req.Method != http.MethodPost {
-		rw.Header().Set("Allow", http.MethodPost)
+		if ep.ce != nil {
+			rw.Header().Set("Allow", cloudEventsAllowMethods)
+		} else {
+			rw.Header().Set("Allow", http.MethodPost)
+		}
 		w.respond(rw, http.StatusMethodNotAllowed, x, "only POST is accepted")
 		return
 	}
 	if !w.contentTypeAllowed(req.Header.Get("Content-Type")) {
 		w.respond(rw, http.StatusUnsupportedMediaType, x, "content type must be JSON")
 		return
+	}
+	if ep.ce != nil {
+		if status, errText := cloudEventsMode(req); status != 0 {
+			w.respond(rw, status, x, errText)
+			return
+		}
 	}
 	if req.ContentLength > w.maxBody {
 		w.respond(rw, http.StatusRequestEntityTooLarge, x, "body too large")
@@ -661,6 +814,15 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	msg.MetaSetMut(MetaRemoteAddr, req.RemoteAddr)
 	msg.MetaSetMut(MetaReceivedAt, receivedAt.UTC().Format(time.RFC3339Nano))
 	msg.MetaSetMut(MetaRequestID, requestID)
+	if client.IsValid() {
+		msg.MetaSetMut(MetaClientIP, client.String())
+	}
+	if req.TLS != nil && len(req.TLS.VerifiedChains) > 0 {
+		msg.MetaSetMut(MetaClientCertSubject, sanitizeHeaderValue(req.TLS.VerifiedChains[0][0].Subject.String()))
+	}
+	if ep.ce != nil {
+		setCloudEventsMeta(msg, req.Header)
+	}
 	for _, mh := range w.metaHeaders {
 		if v := req.Header.Get(mh.header); v != "" {
 			msg.MetaSetMut(mh.key, sanitizeHeaderValue(v))
@@ -674,28 +836,58 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	timer := time.NewTimer(w.timeout)
 	defer timer.Stop()
 
+	w.ready.queued.Add(1)
+	select {
+	case <-w.stopping:
+		w.ready.queued.Add(-1)
+		rw.Header().Set("Retry-After", "5")
+		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down; retry later")
+		return
+	default:
+	}
 	select {
 	case w.pending <- p:
 	case <-timer.C:
+		w.ready.queued.Add(-1)
 		w.respond(rw, http.StatusServiceUnavailable, x, "pipeline is not accepting messages")
 		return
+	case <-w.stopping:
+		w.ready.queued.Add(-1)
+		rw.Header().Set("Retry-After", "5")
+		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down; retry later")
+		return
 	case <-w.closing:
+		w.ready.queued.Add(-1)
 		w.respond(rw, http.StatusServiceUnavailable, x, "shutting down")
 		return
 	}
 
-	select {
-	case err := <-p.done:
-		if err != nil {
-			w.log.Warnf("Delivery %s to %s was not written: %v", requestID, ep.path, err)
-			w.respond(rw, http.StatusServiceUnavailable, x, "event was not written; retry later")
-			return
+	stopping := w.stopping
+	for {
+		select {
+		case err := <-p.done:
+			if err != nil {
+				w.log.Warnf("Delivery %s to %s was not written: %v", requestID, ep.path, err)
+				w.respond(rw, http.StatusServiceUnavailable, x, "event was not written; retry later")
+				return
+			}
+			w.respond(rw, http.StatusOK, x, "")
+		case <-timer.C:
+			w.abandon(rw, p, x, "timed out waiting for the event to be written; retry later")
+		case <-w.closing:
+			w.abandonOnClose(rw, p, x)
+		case <-stopping:
+			// The engine reads no more: a request still queued will never
+			// be taken. One already taken still gets its outcome.
+			if w.leaveQueue(p, stateAbandoned) {
+				rw.Header().Set("Retry-After", "5")
+				w.respond(rw, http.StatusServiceUnavailable, x, "shutting down; retry later")
+				return
+			}
+			stopping = nil
+			continue
 		}
-		w.respond(rw, http.StatusOK, x, "")
-	case <-timer.C:
-		w.abandon(rw, p, x, "timed out waiting for the event to be written; retry later")
-	case <-w.closing:
-		w.abandonOnClose(rw, p, x)
+		return
 	}
 }
 
@@ -704,7 +896,7 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 // be written; otherwise it may still be written, which the idempotent sinks
 // absorb when the provider retries.
 func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, x exchange, errText string) {
-	if !p.state.CompareAndSwap(stateQueued, stateAbandoned) {
+	if !w.leaveQueue(p, stateAbandoned) {
 		// Taken at the last moment: take its result if it is already there.
 		select {
 		case err := <-p.done:
@@ -725,7 +917,7 @@ func (w *webhookServer) abandon(rw http.ResponseWriter, p *pendingRequest, x exc
 // pipeline (its batch was read as the stream stopped) and will not be
 // written: 503 is its true answer.
 func (w *webhookServer) abandonOnClose(rw http.ResponseWriter, p *pendingRequest, x exchange) {
-	p.state.CompareAndSwap(stateQueued, stateAbandoned)
+	w.leaveQueue(p, stateAbandoned)
 	select {
 	case err := <-p.done:
 		if err == nil {

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,8 +119,12 @@ func TestPostgresSink(t *testing.T) {
 	}
 }
 
-// While Postgres is down every delivery answers 503 and nothing is
-// acknowledged; once it is back the provider's retry lands exactly once.
+// While Postgres is down, readiness on the webhook listener fails even with
+// no traffic (so a load balancer stops sending before deliveries fail),
+// liveness holds, the engine's /ready fails once a write found the database
+// gone, and every delivery answers 503 after the input's timeout (its batch is
+// held, not failed). Once Postgres is back, readiness recovers and the
+// provider's retries land exactly once.
 func TestPostgresOutage(t *testing.T) {
 	pg := harness.StartThrowawayPostgres(t)
 	hp := harness.StartHookpipe(t, "configs/postgres.yaml", append(sinkEnv, "HOOKPIPE_POSTGRES_DSN="+pg.DSN)...)
@@ -127,16 +133,39 @@ func TestPostgresOutage(t *testing.T) {
 	if status, body := hp.Post(t, path, all[0].Body, hdr); status != 200 {
 		t.Fatalf("before the outage: %d %s", status, body)
 	}
+	waitStatus(t, hp.URL+"/readyz", 200)
+	waitStatus(t, hp.EngineURL+"/ready", 200)
 
 	pg.Stop(t)
+	// No delivery yet: the sink probe alone fails readiness.
+	if body := waitStatus(t, hp.URL+"/readyz", 503); !strings.Contains(body, "sink unreachable") {
+		t.Errorf("/readyz while Postgres is down: %s", body)
+	}
+	if status, _ := getStatus(t, hp.URL+"/healthz"); status != 200 {
+		t.Errorf("/healthz followed the sink: %d", status)
+	}
+
 	pending := all[1:6]
-	for _, e := range pending {
-		path, hdr := providerAuth(e)
-		if status, body := hp.Post(t, path, e.Body, hdr); status != 503 {
-			t.Fatalf("%s during the outage: status %d %s, want 503", e.Name, status, body)
+	var wg sync.WaitGroup
+	statuses := make([]int, len(pending))
+	for i, e := range pending {
+		wg.Go(func() {
+			path, hdr := providerAuth(e)
+			statuses[i], _ = hp.Post(t, path, e.Body, hdr)
+		})
+	}
+	// A write found the database gone: the engine's own readiness fails too.
+	waitStatus(t, hp.EngineURL+"/ready", 503)
+	wg.Wait()
+	for i, s := range statuses {
+		if s != 503 {
+			t.Errorf("%s during the outage: status %d, want 503", pending[i].Name, s)
 		}
 	}
+
 	pg.Start(t)
+	waitStatus(t, hp.URL+"/readyz", 200)
+	waitStatus(t, hp.EngineURL+"/ready", 200)
 
 	// The provider retries until it gets a 200.
 	for _, e := range pending {
@@ -155,6 +184,35 @@ func TestPostgresOutage(t *testing.T) {
 	}
 	if n := strings.TrimSpace(pg.Psql(t, "SELECT count(*) FROM events")); n != strconv.Itoa(1+len(pending)) {
 		t.Fatalf("%s rows, want %d: each event exactly once", n, 1+len(pending))
+	}
+}
+
+// getStatus GETs url and returns the status and body.
+func getStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// waitStatus polls url until it answers want (at most 30 s) and returns the
+// body of that answer.
+func waitStatus(t *testing.T, url string, want int) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := getStatus(t, url)
+		if status == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed %d %s, want %d", url, status, body, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/hookpipe/hookpipe/plugins/health"
 )
 
 const (
@@ -101,6 +103,13 @@ rejects as invalid) fails only that message. A failure that concerns the server 
 answer, throttling, denied access, a missing bucket) also fails the messages of the batch not yet started, without
 trying them, so an outage is reported after one timeout rather than one per message. Failed messages are never
 acknowledged; the input decides how they are retried.
+
+A server that cannot be reached at all is not a failed write: when no PUT of a batch succeeded and one got no HTTP
+answer (refused, reset, timed out), the batch is held, the output reports itself not connected (the engine's
+`+"`/ready`"+` answers 503), and the engine reconnects with backoff (each attempt waits for any HTTP answer from the
+server) and then writes the batch again. Connecting also waits for the server, so a server that is down at start-up
+keeps the output not connected until it answers. The output adds a readiness probe, run by hookpipe's webhook input
+for its `+"`/readyz`"+`, that fails while the server gives no answer.
 `+service.OutputPerformanceDocs(true, true)).
 		Fields(
 			service.NewStringField(fieldBucket).
@@ -288,7 +297,26 @@ type output struct {
 	log    *service.Logger
 	client atomic.Pointer[s3.Client]
 	slots  chan struct{} // one per PUT in flight, across all batches
+
+	removeProbe func()
+
+	// Set while the server cannot be reached; see lost.
+	mu          sync.Mutex
+	unreachable bool
+	reconnected bool
+	strikes     int
+	troubled    atomic.Bool
 }
+
+// reachTimeout bounds the check that the server answers, in Connect and in
+// the readiness probe.
+const reachTimeout = 10 * time.Second
+
+// maxStrikes is how many times in a row a batch may find the server
+// unreachable right after it answered a Connect before the batch is failed
+// instead of held, so one batch whose PUTs always time out cannot wedge the
+// output.
+const maxStrikes = 3
 
 func newOutput(conf *service.ParsedConfig, mgr *service.Resources, maxInFlight int) (*output, error) {
 	o := &output{log: mgr.Logger(), slots: make(chan struct{}, max(maxInFlight, 1))}
@@ -371,6 +399,13 @@ func newOutput(conf *service.ParsedConfig, mgr *service.Resources, maxInFlight i
 	if o.awsConf, err = sess.awsConfig(context.Background(), hc); err != nil {
 		return nil, err
 	}
+	o.removeProbe = health.For(mgr).Add(health.ComponentName("aws_s3", mgr), func(ctx context.Context) error {
+		client := o.client.Load()
+		if client == nil {
+			return service.ErrNotConnected
+		}
+		return o.reach(ctx, client)
+	})
 	return o, nil
 }
 
@@ -391,14 +426,88 @@ func (o *output) ConnectionTest(ctx context.Context) service.ConnectionTestResul
 	return service.ConnectionTestSucceeded().AsList()
 }
 
-// Connect builds the client. It makes no request: failures to reach the server
-// surface on the first write, per message, where they are retried upstream.
-func (o *output) Connect(context.Context) error {
-	if o.client.Load() == nil {
-		o.client.Store(o.newClient())
+// Connect builds the client and waits for the server to answer, so the
+// output is reported connected only when it can write. Any HTTP answer will
+// do: credentials that may put objects but not list the bucket get a 403,
+// and the server was still reached.
+func (o *output) Connect(ctx context.Context) error {
+	client := o.client.Load()
+	if client == nil {
+		client = o.newClient()
+		o.client.Store(client)
 	}
+	if err := o.reach(ctx, client); err != nil {
+		return fmt.Errorf("reaching the S3 server for bucket %s: %w", o.bucket, err)
+	}
+	o.mu.Lock()
+	if o.unreachable {
+		o.unreachable, o.reconnected = false, true
+		o.log.Infof("The S3 server for bucket %s answers again", o.bucket)
+	}
+	o.mu.Unlock()
 	return nil
 }
+
+// reach returns nil when the server gives any HTTP answer to a HEAD of the
+// bucket.
+func (o *output) reach(ctx context.Context, client *s3.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, min(reachTimeout, o.timeout))
+	defer cancel()
+	_, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(o.bucket)})
+	if err == nil || answered(err) {
+		return nil
+	}
+	return err
+}
+
+// answered reports whether a failed request got an HTTP response. The SDK
+// reports a request that was never answered (refused, reset, timed out) as
+// a response error with status 0.
+func answered(err error) bool {
+	var re interface{ HTTPStatusCode() int }
+	return errors.As(err, &re) && re.HTTPStatusCode() > 0
+}
+
+// lost decides what a batch in which no PUT succeeded and one got no answer
+// becomes: service.ErrNotConnected (wrapped), so the engine holds it and
+// reconnects, unless it already found the server unreachable maxStrikes
+// times in a row right after the server answered a Connect.
+func (o *output) lost(err error) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.troubled.Store(true)
+	if o.reconnected {
+		o.strikes++
+	}
+	o.reconnected = false
+	if o.strikes >= maxStrikes {
+		o.strikes = 0
+		return fmt.Errorf("the server was unreachable %d times in a row for this batch, although it answers: %w", maxStrikes, err)
+	}
+	if !o.unreachable {
+		o.unreachable = true
+		o.log.Warnf("The S3 server for bucket %s cannot be reached; holding writes until it answers: %v", o.bucket, err)
+	}
+	return &unreachableError{err: err}
+}
+
+func (o *output) wrote() {
+	if !o.troubled.Load() {
+		return
+	}
+	o.mu.Lock()
+	o.reconnected, o.strikes = false, 0
+	o.troubled.Store(false)
+	o.mu.Unlock()
+}
+
+// unreachableError is a write error meaning the server gave no answer;
+// errors.Is(err, service.ErrNotConnected) holds.
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string        { return "S3 server unreachable: " + e.err.Error() }
+func (e *unreachableError) Unwrap() error        { return e.err }
+func (e *unreachableError) Is(target error) bool { return target == service.ErrNotConnected }
 
 func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) error {
 	client := o.client.Load()
@@ -474,6 +583,10 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	}
 	wg.Wait()
 
+	if err := unanswered(ins, errs); err != nil && ctx.Err() == nil {
+		return o.lost(err)
+	}
+	o.wrote()
 	if len(batch) == 1 {
 		return errs[0]
 	}
@@ -584,8 +697,27 @@ func (o *output) putInput(batch service.MessageBatch, i int) (*s3.PutObjectInput
 }
 
 func (o *output) Close(context.Context) error {
+	o.removeProbe()
 	o.client.Store(nil)
 	return nil
+}
+
+// unanswered returns the error of a PUT that got no HTTP answer when no PUT
+// of the batch succeeded, else nil.
+func unanswered(ins []*s3.PutObjectInput, errs []error) error {
+	var first error
+	for i, in := range ins {
+		if in == nil {
+			continue
+		}
+		if errs[i] == nil {
+			return nil
+		}
+		if first == nil && !answered(errs[i]) {
+			first = errs[i]
+		}
+	}
+	return first
 }
 
 // cleanKey removes leading slashes from a resolved path and escapes every

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -383,14 +384,25 @@ func closedEndpoint(t *testing.T) string {
 	return "http://" + addr
 }
 
-// With the server down, the first PUT fails and the rest of the batch is
-// failed without being tried; a message that fails on its own does not stop
-// the next one from being tried. One slot (max_in_flight: 1) makes the order
-// of attempts deterministic.
-func TestWriteBatchServerDown(t *testing.T) {
-	isolateAWSEnv(t)
-	conf := func(maxInFlight int) string {
-		return fmt.Sprintf(`
+// failingServer is an S3 endpoint that answers HEAD with 200 and every PUT
+// with 503: a server that is reached but cannot store.
+func failingServer(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodHead {
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `<Error><Code>ServiceUnavailable</Code><Message>down for maintenance</Message></Error>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func serverConf(endpoint string, maxInFlight int) string {
+	return fmt.Sprintf(`
 bucket: b
 endpoint: %s
 force_path_style_urls: true
@@ -400,8 +412,16 @@ max_in_flight: %d
 credentials:
   id: AKIDEXAMPLE
   secret: test-secret
-`, closedEndpoint(t), maxInFlight)
-	}
+`, endpoint, maxInFlight)
+}
+
+// A server that answers but fails: the first failed PUT stops the rest of
+// the batch; a message that fails on its own does not stop the next one from
+// being tried. One slot (max_in_flight: 1) makes the order of attempts
+// deterministic.
+func TestWriteBatchServerFails(t *testing.T) {
+	isolateAWSEnv(t)
+	endpoint := failingServer(t)
 	msg := func(s string) *service.Message { return service.NewMessage([]byte(s)) }
 	for _, c := range []struct {
 		name        string
@@ -409,27 +429,30 @@ credentials:
 		batch       service.MessageBatch
 		want        []string // a fragment of each message's error
 	}{
-		{"outage stops the batch", 1,
+		{"failure stops the batch", 1,
 			service.MessageBatch{msg(`{"id":"a"}`), msg(`{"id":"b"}`), msg(`{"id":"c"}`)},
-			[]string{"connection refused", "not attempted", "not attempted"}},
+			[]string{"StatusCode: 503", "not attempted", "not attempted"}},
 		{"message error does not", 1,
 			service.MessageBatch{msg(`not json`), msg(`{"id":"b"}`), msg(`{"id":"c"}`)},
-			[]string{"path interpolation", "connection refused", "not attempted"}},
+			[]string{"path interpolation", "StatusCode: 503", "not attempted"}},
 		{"shared keys are written in order", 64,
 			service.MessageBatch{msg(`{"id":"a"}`), msg(`{"id":"a"}`), msg(`{"id":"c"}`)},
-			[]string{"connection refused", "not attempted", "not attempted"}},
+			[]string{"StatusCode: 503", "not attempted", "not attempted"}},
 		{"concurrent writes all fail", 64,
 			service.MessageBatch{msg(`{"id":"a"}`), msg(`{"id":"b"}`), msg(`{"id":"c"}`), msg(`not json`)},
 			[]string{"s3://b/a", "s3://b/", "s3://b/", "path"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			o := mustOutput(t, conf(c.maxInFlight))
+			o := mustOutput(t, serverConf(endpoint, c.maxInFlight))
 			if err := o.Connect(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 			defer o.Close(t.Context())
 
 			err := o.WriteBatch(t.Context(), c.batch)
+			if errors.Is(err, service.ErrNotConnected) {
+				t.Fatalf("a server that answers was reported unreachable: %v", err)
+			}
 			var batchErr *service.BatchError
 			if !errors.As(err, &batchErr) {
 				t.Fatalf("want a batch error, got %v", err)
@@ -450,14 +473,78 @@ credentials:
 	}
 
 	// A batch of one reports its plain error.
-	o := mustOutput(t, conf(64))
+	o := mustOutput(t, serverConf(endpoint, 64))
 	if err := o.Connect(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	err := o.WriteBatch(t.Context(), service.MessageBatch{msg(`{"id":"a"}`)})
 	var batchErr *service.BatchError
-	if err == nil || errors.As(err, &batchErr) || !strings.Contains(err.Error(), "connection refused") {
+	if err == nil || errors.As(err, &batchErr) || errors.Is(err, service.ErrNotConnected) || !strings.Contains(err.Error(), "StatusCode: 503") {
 		t.Errorf("single message: %v", err)
+	}
+}
+
+// A server that gives no answer at all: Connect fails, and a batch none of
+// whose PUTs was answered is reported as service.ErrNotConnected (the engine
+// holds it and reconnects) with the cause kept, whatever its messages.
+func TestWriteBatchServerDown(t *testing.T) {
+	isolateAWSEnv(t)
+	o := mustOutput(t, serverConf(closedEndpoint(t), 1))
+	if err := o.Connect(t.Context()); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("Connect with the server down: %v, want connection refused", err)
+	}
+	defer o.Close(t.Context())
+	msg := func(s string) *service.Message { return service.NewMessage([]byte(s)) }
+	for name, batch := range map[string]service.MessageBatch{
+		"one message":          {msg(`{"id":"a"}`)},
+		"several":              {msg(`{"id":"a"}`), msg(`{"id":"b"}`)},
+		"with a message error": {msg(`not json`), msg(`{"id":"b"}`)},
+	} {
+		err := o.WriteBatch(t.Context(), batch)
+		if !errors.Is(err, service.ErrNotConnected) || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s: %v, want not connected (connection refused)", name, err)
+		}
+	}
+	// Nothing to send: no request, no outage to report.
+	if err := o.WriteBatch(t.Context(), service.MessageBatch{msg(`not json`)}); errors.Is(err, service.ErrNotConnected) || err == nil {
+		t.Errorf("a batch that sent nothing: %v", err)
+	}
+}
+
+// A batch that keeps finding the server unreachable right after it answered
+// a Connect (here: a server that answers HEAD but drops every PUT) is failed
+// after maxStrikes reconnects instead of being held for ever.
+func TestWriteBatchStrikesOut(t *testing.T) {
+	isolateAWSEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			return
+		}
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer srv.Close()
+	o := mustOutput(t, serverConf(srv.URL, 1))
+	defer o.Close(t.Context())
+	batch := service.MessageBatch{service.NewMessage([]byte(`{"id":"a"}`))}
+	held := 0
+	for range maxStrikes + 2 {
+		if err := o.Connect(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		err := o.WriteBatch(t.Context(), batch)
+		if err == nil {
+			t.Fatal("a dropped PUT was acknowledged")
+		}
+		if !errors.Is(err, service.ErrNotConnected) {
+			break
+		}
+		held++
+	}
+	if held != maxStrikes {
+		t.Fatalf("the batch was held %d times, want %d before it fails", held, maxStrikes)
 	}
 }
 

@@ -3,14 +3,23 @@ package sql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/hookpipe/hookpipe/plugins/health"
 
 	// The pure-Go SQLite driver, registered as "sqlite"; no cgo needed.
 	_ "modernc.org/sqlite"
@@ -95,9 +104,35 @@ type dbConn struct {
 
 	initStatements []initStatement
 
+	log *service.Logger
+
 	mu sync.RWMutex
 	db *sql.DB
+	// lost is set when a write found the database unreachable; the next
+	// successful Connect runs the init statements again.
+	lost bool
+	// reconnected is set by a Connect that reached the database after a
+	// loss, until a write succeeds; strikes counts the writes that lost the
+	// connection again in that state (see writeError).
+	reconnected bool
+	strikes     int
+	// troubled tells a successful write that there is state to reset,
+	// sparing it the lock otherwise.
+	troubled atomic.Bool
+
+	removeProbe func()
 }
+
+// pingTimeout bounds the check that the database answers, so a server that
+// silently drops packets cannot hold Connect (or a readiness probe) for the
+// kernel's TCP timeout.
+const pingTimeout = 10 * time.Second
+
+// maxStrikes is how many times in a row a batch may lose the connection
+// right after the database answered a ping before it is failed instead of
+// held: a batch that itself breaks the connection (a server or proxy that
+// drops it for its size, say) must not wedge the output forever.
+const maxStrikes = 3
 
 type initStatement struct {
 	origin string // for error messages: a file path or "init_statement"
@@ -109,7 +144,7 @@ func newDBConn(conf *service.ParsedConfig, mgr *service.Resources) (*dbConn, err
 	if err != nil {
 		return nil, err
 	}
-	c := &dbConn{}
+	c := &dbConn{log: mgr.Logger()}
 	if c.dialect, err = dialectFor(driver); err != nil {
 		return nil, err
 	}
@@ -184,10 +219,25 @@ func newDBConn(conf *service.ParsedConfig, mgr *service.Resources) (*dbConn, err
 // statements. Any failure leaves the output unconnected, and the engine calls
 // Connect again with backoff; so a database that is down at startup still
 // gets its schema once it comes up.
+//
+// With a pool already open, Connect is the engine's reconnect after a write
+// reported the connection lost (service.ErrNotConnected): it succeeds only
+// once the database answers again, and then runs the init statements again in
+// case the server came back without the schema (a restored or new server).
 func (c *dbConn) connect(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.db != nil {
+		if err := ping(ctx, c.db); err != nil {
+			return fmt.Errorf("reaching %s: %w", c.dialect.name, err)
+		}
+		if c.lost {
+			if err := c.runInit(ctx, c.db); err != nil {
+				return err
+			}
+			c.lost, c.reconnected = false, true
+			c.log.Infof("Reconnected to %s", c.dialect.name)
+		}
 		return nil
 	}
 
@@ -209,18 +259,117 @@ func (c *dbConn) connect(ctx context.Context) error {
 	db.SetMaxIdleConns(c.maxIdle)
 	db.SetMaxOpenConns(c.maxOpen)
 
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db); err != nil {
 		_ = db.Close()
 		return fmt.Errorf("connecting to %s: %w", c.dialect.name, err)
 	}
-	for _, s := range c.initStatements {
-		if _, err := db.ExecContext(ctx, s.sql); err != nil {
-			_ = db.Close()
-			return fmt.Errorf("running %s: %w", s.origin, err)
-		}
+	if err := c.runInit(ctx, db); err != nil {
+		_ = db.Close()
+		return err
 	}
 	c.db = db
 	return nil
+}
+
+func ping(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	return db.PingContext(ctx)
+}
+
+func (c *dbConn) runInit(ctx context.Context, db *sql.DB) error {
+	for _, s := range c.initStatements {
+		if _, err := db.ExecContext(ctx, s.sql); err != nil {
+			return fmt.Errorf("running %s: %w", s.origin, err)
+		}
+	}
+	return nil
+}
+
+// registerProbe adds a readiness probe for a Postgres sink to the stream's
+// health registry (see plugins/health): the webhook input then reports not
+// ready while the database cannot be reached, even when nothing is being
+// written. A SQLite file is not a server to reach, and a probe would only
+// queue behind writes for its single connection, so it gets none.
+func (c *dbConn) registerProbe(typ string, mgr *service.Resources) {
+	if c.dialect.name != dialectPostgres {
+		return
+	}
+	c.removeProbe = health.For(mgr).Add(health.ComponentName(typ, mgr), func(ctx context.Context) error {
+		db, err := c.get()
+		if err != nil {
+			return err
+		}
+		return db.PingContext(ctx)
+	})
+}
+
+// writeError turns the error of a failed write into what the engine should
+// do with the batch. A database that could not be reached gives
+// service.ErrNotConnected (wrapped): the engine holds the batch, marks the
+// output not connected (so /ready answers 503), calls Connect until the
+// database answers and writes the batch again. Any other error (a constraint,
+// a type, a syntax error) is returned as it is and fails the batch at once.
+func (c *dbConn) writeError(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || !connectionLost(err) {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.troubled.Store(true)
+	if c.reconnected {
+		c.strikes++
+	}
+	c.reconnected = false
+	if c.strikes >= maxStrikes {
+		c.strikes = 0
+		return fmt.Errorf("the connection was lost %d times in a row while writing this batch, although the database answers pings: %w", maxStrikes, err)
+	}
+	if !c.lost {
+		c.lost = true
+		c.log.Warnf("Lost the connection to %s; holding writes until it answers again: %v", c.dialect.name, err)
+	}
+	return &lostConnection{err: err}
+}
+
+// wrote records a successful write.
+func (c *dbConn) wrote() {
+	if !c.troubled.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.reconnected, c.strikes = false, 0
+	c.troubled.Store(false)
+	c.mu.Unlock()
+}
+
+// lostConnection is a write error that means the database could not be
+// reached; errors.Is(err, service.ErrNotConnected) holds.
+type lostConnection struct{ err error }
+
+func (e *lostConnection) Error() string        { return "database unreachable: " + e.err.Error() }
+func (e *lostConnection) Unwrap() error        { return e.err }
+func (e *lostConnection) Is(target error) bool { return target == service.ErrNotConnected }
+
+// connectionLost reports whether err says the database could not be reached
+// or dropped the connection, rather than refusing the statement.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 is "connection exception"; 57P01-57P03 mean the server
+		// is shutting down, crashed or is still starting.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	return pgconn.SafeToRetry(err)
 }
 
 // get returns the pool, or service.ErrNotConnected before Connect succeeded
@@ -235,6 +384,9 @@ func (c *dbConn) get() (*sql.DB, error) {
 }
 
 func (c *dbConn) close() error {
+	if c.removeProbe != nil {
+		c.removeProbe()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.db == nil {

@@ -2,13 +2,19 @@ package sql
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
@@ -261,4 +267,90 @@ logger:
 	if got[0] != "25|0|1|25" {
 		t.Errorf("count|subjects|min|max = %s, want 25|0|1|25", got[0])
 	}
+}
+
+// Which write errors mean "the database cannot be reached" (held and
+// retried after a reconnect) and which are the statement's fault (failed at
+// once).
+func TestConnectionLost(t *testing.T) {
+	lost := []error{
+		refusedConnect(t),
+		&pgconn.PgError{Code: "08006"},
+		&pgconn.PgError{Code: "57P01"},
+		fmt.Errorf("inserting 3 rows: %w", &net.OpError{Op: "read", Err: syscall.ECONNRESET}),
+		fmt.Errorf("inserting: %w", driver.ErrBadConn),
+		io.ErrUnexpectedEOF,
+		syscall.ECONNREFUSED,
+	}
+	for _, err := range lost {
+		if !connectionLost(err) {
+			t.Errorf("%v (%T) is not taken for a lost connection", err, err)
+		}
+	}
+	statement := []error{
+		&pgconn.PgError{Code: "23505"}, // unique violation
+		&pgconn.PgError{Code: "42P01"}, // undefined table
+		&pgconn.PgError{Code: "57014"}, // statement timeout
+		errors.New("sqlite: constraint failed"),
+		errors.New("args_mapping must return an array"),
+	}
+	for _, err := range statement {
+		if connectionLost(err) {
+			t.Errorf("%v is taken for a lost connection", err)
+		}
+	}
+}
+
+// A lost connection becomes service.ErrNotConnected (the engine holds the
+// batch), except when the write's own context ended, and except for a batch
+// that lost the connection maxStrikes times right after reconnects.
+func TestWriteErrorHoldsThenStrikesOut(t *testing.T) {
+	c := &dbConn{dialect: postgresDialect, log: service.MockResources().Logger()}
+	ctx := context.Background()
+	lostErr := refusedConnect(t)
+	if err := c.writeError(ctx, lostErr); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("first loss: %v", err)
+	}
+	if err := c.writeError(ctx, &pgconn.PgError{Code: "23505"}); errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("a statement error was held: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.writeError(cancelled, lostErr); errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("a write whose context ended was held: %v", err)
+	}
+	held := 0
+	for range maxStrikes + 2 {
+		c.mu.Lock()
+		c.lost, c.reconnected = false, true // what a successful Connect leaves
+		c.mu.Unlock()
+		if err := c.writeError(ctx, lostErr); !errors.Is(err, service.ErrNotConnected) {
+			break
+		}
+		held++
+	}
+	if held != maxStrikes-1 {
+		t.Fatalf("held %d times after reconnects, want %d before failing the batch", held, maxStrikes-1)
+	}
+	c.wrote()
+	if err := c.writeError(ctx, lostErr); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("a new loss after a successful write: %v", err)
+	}
+}
+
+// refusedConnect is the error pgx gives for a server that is not there.
+func refusedConnect(t *testing.T) error {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, err = pgconn.Connect(context.Background(), "postgres://hookpipe@"+addr+"/db?sslmode=disable&connect_timeout=5")
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connecting to a closed port: %v, want a *pgconn.ConnectError", err)
+	}
+	return err
 }

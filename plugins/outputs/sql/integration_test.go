@@ -5,6 +5,7 @@ package sql
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/hookpipe/hookpipe/plugins/health"
 	"github.com/hookpipe/hookpipe/tests/harness"
 )
 
@@ -220,6 +222,9 @@ sql_raw:
 	}
 }
 
+// While the database is down, a batch is neither acknowledged nor failed: it
+// is held, and written once the database is back, without a retry from
+// upstream. A statement error is still a plain failure at once.
 func TestIntegrationPostgresOutage(t *testing.T) {
 	pg := harness.StartThrowawayPostgres(t)
 	// No key and no conflict clause: every acknowledged write is one row,
@@ -248,18 +253,16 @@ sql_raw:
 	if err := send(raw, 30*time.Second, cloudEvents(0, 3)); err != nil {
 		t.Fatal(err)
 	}
+	// A constraint violation (NULL id) fails at once: it is not an outage.
+	if err := send(insert, 30*time.Second, service.MessageBatch{service.NewMessage([]byte(`{"id":null}`))}); err == nil || !strings.Contains(err.Error(), "23502") {
+		t.Fatalf("a NULL id: %v, want a not-null violation", err)
+	}
 
 	pg.Stop(t)
-	if err := send(insert, 20*time.Second, cloudEvents(3, 6)); err == nil {
-		t.Fatal("sql_insert acknowledged a write while the database was down")
-	} else {
-		t.Logf("sql_insert while down: %v", err)
-	}
-	if err := send(raw, 20*time.Second, cloudEvents(3, 6)); err == nil {
-		t.Fatal("sql_raw acknowledged a write while the database was down")
-	} else {
-		t.Logf("sql_raw while down: %v", err)
-	}
+	insertHeld := make(chan error, 1)
+	rawHeld := make(chan error, 1)
+	go func() { insertHeld <- send(insert, 90*time.Second, cloudEvents(3, 6)) }()
+	go func() { rawHeld <- send(raw, 90*time.Second, cloudEvents(3, 6)) }()
 
 	// An output that starts while the database is down keeps retrying its
 	// connection and init statement, and writes once the database is back.
@@ -273,15 +276,23 @@ sql_insert:
   init_statement: CREATE TABLE IF NOT EXISTS late (id TEXT PRIMARY KEY)
 `, pg.DSN))
 	lateErr := make(chan error, 1)
-	go func() { lateErr <- send(late, 60*time.Second, cloudEvents(0, 2)) }()
-	time.Sleep(1500 * time.Millisecond) // let a few connection attempts fail
+	go func() { lateErr <- send(late, 90*time.Second, cloudEvents(0, 2)) }()
+
+	// Neither held batch is answered while the database is down.
+	select {
+	case err := <-insertHeld:
+		t.Fatalf("sql_insert answered a batch while the database was down: %v", err)
+	case err := <-rawHeld:
+		t.Fatalf("sql_raw answered a batch while the database was down: %v", err)
+	case <-time.After(3 * time.Second):
+	}
 
 	pg.Start(t)
-	if err := send(insert, 30*time.Second, cloudEvents(3, 6)); err != nil {
-		t.Fatalf("sql_insert retry after the database came back: %v", err)
+	if err := <-insertHeld; err != nil {
+		t.Fatalf("sql_insert's held batch after the database came back: %v", err)
 	}
-	if err := send(raw, 30*time.Second, cloudEvents(3, 6)); err != nil {
-		t.Fatalf("sql_raw retry after the database came back: %v", err)
+	if err := <-rawHeld; err != nil {
+		t.Fatalf("sql_raw's held batch after the database came back: %v", err)
 	}
 	if err := <-lateErr; err != nil {
 		t.Fatalf("output started during the outage: %v", err)
@@ -293,6 +304,88 @@ sql_insert:
 	}
 	if got := pg.Psql(t, "SELECT count(*) FROM late"); got != "2" {
 		t.Errorf("late rows = %s, want 2", got)
+	}
+}
+
+// The output's own contract with the engine, against a real server: with the
+// database down a write reports service.ErrNotConnected, Connect fails and
+// the readiness probe fails; once it is back, Connect runs the init statement
+// again (the table was dropped meanwhile) and the probe and writes pass.
+func TestIntegrationPostgresNotConnected(t *testing.T) {
+	pg := harness.StartThrowawayPostgres(t)
+	conf, err := sqlInsertSpec().ParseYAML(fmt.Sprintf(`
+driver: postgres
+dsn: '%s'
+table: probed
+columns: [ id ]
+args_mapping: root = [ this.id ]
+init_statement: CREATE TABLE IF NOT EXISTS probed (id TEXT PRIMARY KEY)
+`, pg.DSN), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := service.MockResources()
+	o, err := newSQLInsertOutput(conf, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := health.For(res).Probes()
+	if len(probes) != 1 || !strings.HasPrefix(probes[0].Name, "sql_insert") {
+		t.Fatalf("probes %v, want the output's", probes)
+	}
+	probe := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return probes[0].Check(ctx)
+	}
+	ctx := context.Background()
+	if err := probe(); err == nil {
+		t.Error("the probe passed before the output connected")
+	}
+	if err := o.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("probe while connected: %v", err)
+	}
+	batch := func(id string) service.MessageBatch {
+		return service.MessageBatch{service.NewMessage([]byte(`{"id":"` + id + `"}`))}
+	}
+	if err := o.WriteBatch(ctx, batch("a")); err != nil {
+		t.Fatal(err)
+	}
+	// A duplicate key is the statement's fault, not the connection's.
+	if err := o.WriteBatch(ctx, batch("a")); err == nil || errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("duplicate key: %v, want a plain error", err)
+	}
+	pg.Psql(t, "DROP TABLE probed")
+
+	pg.Stop(t)
+	if err := o.WriteBatch(ctx, batch("b")); !errors.Is(err, service.ErrNotConnected) {
+		t.Fatalf("write with the database down: %v, want service.ErrNotConnected", err)
+	}
+	if err := o.Connect(ctx); err == nil {
+		t.Fatal("Connect succeeded with the database down")
+	}
+	if err := probe(); err == nil {
+		t.Fatal("the probe passed with the database down")
+	}
+
+	pg.Start(t)
+	if err := o.Connect(ctx); err != nil {
+		t.Fatalf("Connect after the database came back: %v", err)
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("probe after the database came back: %v", err)
+	}
+	if err := o.WriteBatch(ctx, batch("b")); err != nil {
+		t.Fatalf("write after reconnecting (the init statement should have recreated the table): %v", err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(health.For(res).Probes()); n != 0 {
+		t.Errorf("%d probes left after Close", n)
 	}
 }
 

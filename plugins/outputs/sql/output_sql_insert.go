@@ -31,7 +31,9 @@ Values always travel as bind parameters, never as SQL text. ` + "`table`" + ` an
 
 Deliveries can repeat (a provider retries when it did not see the 200, and a failed batch is retried whole), so give the table a key on the event id and set ` + "`suffix: ON CONFLICT (id) DO NOTHING`" + `: a repeated event then leaves exactly one row.
 
-` + "`max_in_flight`" + ` batches may be written at once. Use ` + "`batching`" + ` to gather more messages per statement under load.`).
+` + "`max_in_flight`" + ` batches may be written at once. Use ` + "`batching`" + ` to gather more messages per statement under load.
+
+A database that cannot be reached is not a failed write: when the connection is refused or dropped (or the server is shutting down) the batch is held, the output reports itself not connected, so the engine's ` + "`/ready`" + ` answers 503, and the engine reconnects with backoff (each attempt pings the database and runs the init statements again) and then writes the batch again. hookpipe's webhook input answers a request waiting on such a batch 503 when its ` + "`timeout`" + ` passes first, and the batch may still be written later: keep the sink idempotent. A Postgres sink also adds a readiness probe that the webhook input's ` + "`/readyz`" + ` runs, so readiness fails while the database is down even when nothing is written.`).
 		Field(driverField()).
 		Field(dsnField()).
 		Field(service.NewStringField(fieldTable).
@@ -192,6 +194,7 @@ func newSQLInsertOutput(conf *service.ParsedConfig, mgr *service.Resources) (*sq
 		}
 	}
 	o.query = newInsertQuery(conn.dialect, prefix, options, table, columns, suffix)
+	conn.registerProbe("sql_insert", mgr)
 	return o, nil
 }
 
@@ -235,8 +238,9 @@ func (o *sqlInsertOutput) WriteBatch(ctx context.Context, batch service.MessageB
 	}
 	if len(args) > 0 {
 		if err := o.insert(ctx, db, args); err != nil {
-			return err
+			return o.conn.writeError(ctx, err)
 		}
+		o.conn.wrote()
 	}
 	return failed.result(batch)
 }

@@ -42,6 +42,8 @@ func sqlRawSpec() *service.ConfigSpec {
 		Summary("Executes an SQL statement for each message; every batch runs in one transaction.").
 		Description(`For each message the query runs with the values `+"`args_mapping`"+` returns bound to its placeholders. All statements of a batch run in a single transaction: either all of them take effect or none do. With Postgres the whole batch is sent as one pipeline, a single round trip. Messages are acknowledged only after the commit; if any statement fails the whole batch is rejected and can be retried by the input. A message whose mapping fails is rejected on its own and left out of the transaction.
 
+A database that cannot be reached is not a failed write: when the connection is refused or dropped (or the server is shutting down) the batch is held, the output reports itself not connected, so the engine's `+"`/ready`"+` answers 503, and the engine reconnects with backoff (each attempt pings the database and runs the init statements again) and then writes the batch again. hookpipe's webhook input answers a request waiting on such a batch 503 when its `+"`timeout`"+` passes first, and the batch may still be written later: keep the sink idempotent. A Postgres sink also adds a readiness probe that the webhook input's `+"`/readyz`"+` runs, so readiness fails while the database is down even when nothing is written.
+
 With `+"`queries`"+`, several statements can run per message, or, when entries carry a `+"`when`"+` condition, the first entry whose condition holds (or that has none) is chosen per message.
 
 Values always travel as bind parameters. With `+"`unsafe_dynamic_query`"+` the query may contain interpolations such as `+"`${! meta(\"table\") }`"+`, for instance to pick a table per message. Each interpolated value may contain only letters, digits, underscores and dots, which cannot end a quoted string, start a comment or add a statement; a message whose value does not qualify is rejected.`).
@@ -189,6 +191,7 @@ func newSQLRawOutput(conf *service.ParsedConfig, mgr *service.Resources) (*sqlRa
 		}
 		o.statements = append(o.statements, s)
 	}
+	conn.registerProbe("sql_raw", mgr)
 	return o, nil
 }
 
@@ -312,8 +315,9 @@ func (o *sqlRawOutput) WriteBatch(ctx context.Context, batch service.MessageBatc
 			err = runInTx(ctx, db, pending)
 		}
 		if err != nil {
-			return err
+			return o.conn.writeError(ctx, err)
 		}
+		o.conn.wrote()
 	}
 	return failed.result(batch)
 }
