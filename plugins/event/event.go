@@ -207,3 +207,47 @@ func ReceiveTime(received string, now func() time.Time) string {
 	}
 	return now().UTC().Format(time.RFC3339Nano)
 }
+
+// NewEventsCounter is the counter every provider processor counts its events
+// in, by provider, type (catalogued types only, so series stay bounded) and
+// status; dead letters are the series with a status other than valid.
+func NewEventsCounter(mgr *service.Resources) *service.MetricCounter {
+	return mgr.Metrics().NewCounter("webhook_events_total", "provider", "type", "status")
+}
+
+// Finish writes a parse result into msg — the event_* metadata and, when the
+// body parsed, the payload as structured data — counts it, and returns what a
+// provider processor returns: the message, or err to fail it.
+func (e *Event) Finish(msg *service.Message, doc map[string]any, err error, events *service.MetricCounter, typeLabel string) (service.MessageBatch, error) {
+	e.SetMeta(msg)
+	if events != nil {
+		events.Incr(1, e.Provider, typeLabel, e.Status)
+	}
+	if doc != nil {
+		msg.SetStructuredMut(doc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return service.MessageBatch{msg}, nil
+}
+
+// ParsingOptions are the options every provider processor reads from its
+// lenient_json, strict and normalize_times fields.
+type ParsingOptions struct {
+	Lenient, Strict, NormalizeTimes bool
+}
+
+// ParsingOptionsFromConfig reads the three fields.
+func ParsingOptionsFromConfig(conf *service.ParsedConfig) (ParsingOptions, error) {
+	var o ParsingOptions
+	var err error
+	if o.Lenient, err = conf.FieldBool("lenient_json"); err != nil {
+		return o, err
+	}
+	if o.Strict, err = conf.FieldBool("strict"); err != nil {
+		return o, err
+	}
+	o.NormalizeTimes, err = conf.FieldBool("normalize_times")
+	return o, err
+}

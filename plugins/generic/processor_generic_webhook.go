@@ -102,7 +102,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		p.mEvents = mgr.Metrics().NewCounter("webhook_events_total", "provider", "type", "status")
+		p.mEvents = event.NewEventsCounter(mgr)
 		return p, nil
 	})
 	if err != nil {
@@ -158,15 +158,11 @@ func newProcessor(conf *service.ParsedConfig) (*Processor, error) {
 	if p.required, err = conf.FieldStringList(fieldRequired); err != nil {
 		return nil, err
 	}
-	if p.lenient, err = conf.FieldBool(fieldLenient); err != nil {
+	opts, err := event.ParsingOptionsFromConfig(conf)
+	if err != nil {
 		return nil, err
 	}
-	if p.strict, err = conf.FieldBool(fieldStrict); err != nil {
-		return nil, err
-	}
-	if p.normalizeTimes, err = conf.FieldBool(fieldNormalizeTimes); err != nil {
-		return nil, err
-	}
+	p.lenient, p.strict, p.normalizeTimes = opts.Lenient, opts.Strict, opts.NormalizeTimes
 	return p, nil
 }
 

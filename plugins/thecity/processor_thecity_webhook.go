@@ -71,7 +71,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		p.mEvents = mgr.Metrics().NewCounter("webhook_events_total", "provider", "type", "status")
+		p.mEvents = event.NewEventsCounter(mgr)
 		return p, nil
 	})
 	if err != nil {
@@ -90,16 +90,11 @@ type Processor struct {
 
 func newProcessor(conf *service.ParsedConfig) (*Processor, error) {
 	p := &Processor{now: time.Now}
-	var err error
-	if p.lenient, err = conf.FieldBool(fieldLenient); err != nil {
+	opts, err := event.ParsingOptionsFromConfig(conf)
+	if err != nil {
 		return nil, err
 	}
-	if p.strict, err = conf.FieldBool(fieldStrict); err != nil {
-		return nil, err
-	}
-	if p.normalizeTimes, err = conf.FieldBool(fieldNormalizeTimes); err != nil {
-		return nil, err
-	}
+	p.lenient, p.strict, p.normalizeTimes = opts.Lenient, opts.Strict, opts.NormalizeTimes
 	if auth.Configured(conf.Namespace(fieldVerify)) {
 		v := conf.Namespace(fieldVerify)
 		if p.signatureKey, err = v.FieldString(fieldVerifyMetaKey); err != nil {
@@ -133,21 +128,13 @@ func (p *Processor) Process(_ context.Context, msg *service.Message) (service.Me
 	}
 	received, _ := msg.MetaGet("webhook_received_at")
 	ev, doc, err := p.Parse(body, received)
-	ev.SetMeta(msg)
 	// Only catalogued types become label values, so the series stay bounded:
 	// Parse reaches valid or invalid only for an Object#event in the catalog.
 	typeLabel := "unknown"
 	if ev.Status == event.StatusValid || ev.Status == event.StatusInvalid {
 		typeLabel = ev.Type
 	}
-	p.mEvents.Incr(1, Provider, typeLabel, ev.Status)
-	if doc != nil {
-		msg.SetStructuredMut(doc)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return service.MessageBatch{msg}, nil
+	return ev.Finish(msg, doc, err, p.mEvents, typeLabel)
 }
 
 // Close implements service.Processor.
