@@ -51,7 +51,7 @@ func expectedType(e examples.Example) string {
 
 func sqliteJSON(t *testing.T, db, query string) []map[string]any {
 	t.Helper()
-	out, err := exec.Command("sqlite3", "-json", db, query).CombinedOutput()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 10000", "-json", db, query).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3 %q: %v\n%s", query, err, out)
 	}

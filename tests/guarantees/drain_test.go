@@ -190,7 +190,7 @@ func waitReady(t *testing.T, url string) {
 // sqliteRows runs a query with the sqlite3 CLI and returns its first column.
 func sqliteRows(t *testing.T, db, query string) []string {
 	t.Helper()
-	out, err := exec.Command("sqlite3", "-batch", "-noheader", db, query).CombinedOutput()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 10000", "-batch", "-noheader", db, query).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3 %q: %v\n%s", query, err, out)
 	}

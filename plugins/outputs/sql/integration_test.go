@@ -392,7 +392,7 @@ init_statement: CREATE TABLE IF NOT EXISTS probed (id TEXT PRIMARY KEY)
 // sqlite3 runs the sqlite3 CLI, an independent reader of the file.
 func sqlite3(t *testing.T, path, query string) string {
 	t.Helper()
-	out, err := exec.Command("sqlite3", "-batch", "-noheader", path, query).CombinedOutput()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 10000", "-batch", "-noheader", path, query).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3 %q: %v\n%s", query, err, out)
 	}
