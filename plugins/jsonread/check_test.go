@@ -269,6 +269,8 @@ func refCheck(in []byte, maxDepth int) error {
 	}
 	var dup error
 	dec := json.NewDecoder(bytes.NewReader(in))
+	// Numbers as text: a float64 would stop the token stream at 1e700.
+	dec.UseNumber()
 	for {
 		tok, err := dec.Token()
 		if err != nil {
