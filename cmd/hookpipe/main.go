@@ -15,6 +15,7 @@ import (
 	// hookpipe's webhook plugins: free of any dependency on the outputs, so
 	// they can be compiled into another distribution of the engine.
 	_ "github.com/hookpipe/hookpipe/plugins/bloblang"
+	_ "github.com/hookpipe/hookpipe/plugins/cloudevents"
 	_ "github.com/hookpipe/hookpipe/plugins/controlshift"
 	_ "github.com/hookpipe/hookpipe/plugins/generic"
 	_ "github.com/hookpipe/hookpipe/plugins/metrics"

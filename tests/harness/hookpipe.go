@@ -89,6 +89,22 @@ func (h *Hookpipe) start(t testing.TB) {
 	if err := WaitTCP(addr, 30*time.Second); err != nil {
 		t.Fatalf("harness: hookpipe did not start: %v\n%s", err, TailFile(h.LogPath, 4000))
 	}
+	// Ready means the sinks connected too (their tables exist); a config
+	// without the readiness check answers 404 and is taken as ready.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(h.URL + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNotFound {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("harness: hookpipe did not become ready: %v\n%s", err, TailFile(h.LogPath, 4000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Kill ends the process with SIGKILL: no shutdown, no flush.

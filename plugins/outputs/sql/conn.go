@@ -286,18 +286,17 @@ func (c *dbConn) runInit(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// registerProbe adds a readiness probe for a Postgres sink to the stream's
-// health registry (see plugins/health): the webhook input then reports not
-// ready while the database cannot be reached, even when nothing is being
-// written. A SQLite file is not a server to reach, and a probe would only
-// queue behind writes for its single connection, so it gets none.
+// registerProbe adds a readiness probe to the stream's health registry (see
+// plugins/health): the webhook input then reports not ready until the output
+// has connected and, for Postgres, while the database cannot be reached, even
+// when nothing is being written. A SQLite file is not a server to reach, and
+// a ping would only queue behind writes for its single connection, so its
+// probe only checks that the output has connected (the file opened and the
+// init statements ran).
 func (c *dbConn) registerProbe(typ string, mgr *service.Resources) {
-	if c.dialect.name != dialectPostgres {
-		return
-	}
 	c.removeProbe = health.For(mgr).Add(health.ComponentName(typ, mgr), func(ctx context.Context) error {
 		db, err := c.get()
-		if err != nil {
+		if err != nil || c.dialect.name != dialectPostgres {
 			return err
 		}
 		return db.PingContext(ctx)

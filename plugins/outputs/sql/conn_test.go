@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/hookpipe/hookpipe/plugins/health"
+
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
 )
 
@@ -353,4 +355,45 @@ func refusedConnect(t *testing.T) error {
 		t.Fatalf("connecting to a closed port: %v, want a *pgconn.ConnectError", err)
 	}
 	return err
+}
+
+// A SQLite sink's readiness probe fails until the output connected and
+// passes after, and is removed by Close.
+func TestSQLiteReadinessProbe(t *testing.T) {
+	conf, err := sqlInsertSpec().ParseYAML(fmt.Sprintf(`
+driver: sqlite
+dsn: file:%s
+table: t
+columns: [ id ]
+args_mapping: root = [ this.id ]
+init_statement: CREATE TABLE IF NOT EXISTS t (id TEXT)
+`, filepath.Join(t.TempDir(), "probe.db")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := service.MockResources()
+	o, err := newSQLInsertOutput(conf, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := health.For(res).Probes()
+	if len(probes) != 1 {
+		t.Fatalf("%d probes, want 1", len(probes))
+	}
+	ctx := context.Background()
+	if err := probes[0].Check(ctx); err == nil {
+		t.Error("the probe passed before the output connected")
+	}
+	if err := o.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := probes[0].Check(ctx); err != nil {
+		t.Errorf("probe after connecting: %v", err)
+	}
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(health.For(res).Probes()); n != 0 {
+		t.Errorf("%d probes left after Close", n)
+	}
 }
