@@ -89,14 +89,15 @@ func (h *Hookpipe) start(t testing.TB) {
 	if err := WaitTCP(addr, 30*time.Second); err != nil {
 		t.Fatalf("harness: hookpipe did not start: %v\n%s", err, TailFile(h.LogPath, 4000))
 	}
-	// Ready means the sinks connected too (their tables exist); a config
-	// without the readiness check answers 404 and is taken as ready.
+	// Ready means the sinks connected too (their tables exist). A config
+	// without the readiness check answers 404, and a TLS listener answers a
+	// plain-HTTP probe with 400: both are taken as ready, the port is open.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		res, err := http.Get(h.URL + "/readyz")
 		if err == nil {
 			res.Body.Close()
-			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNotFound {
+			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusBadRequest {
 				return
 			}
 		}
