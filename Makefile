@@ -48,7 +48,7 @@ unit:
 # Postgres, a Kafka-protocol broker and an S3 server; they fail, never skip,
 # when one cannot start.
 integration:
-	$(GO) test -tags integration -count=1 -timeout 20m ./...
+	$(GO) test -tags integration -count=1 -p 1 -timeout 20m ./...
 
 configs: build
 	$(BIN) lint $(CONFIGS)

@@ -94,10 +94,22 @@ func (h *Hookpipe) start(t testing.TB) {
 	// plain-HTTP probe with 400: both are taken as ready, the port is open.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case err := <-h.done:
+			h.done <- err
+			t.Fatalf("harness: hookpipe exited while starting (%v)\n%s", err, TailFile(h.LogPath, 4000))
+		default:
+		}
 		res, err := http.Get(h.URL + "/readyz")
 		if err == nil {
 			res.Body.Close()
-			if res.StatusCode == http.StatusOK || res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusBadRequest {
+			// Only hookpipe's own replies count (JSON; its 404 carries a
+			// request id): a port taken by another process must not pass.
+			json := res.Header.Get("Content-Type") == "application/json"
+			switch {
+			case res.StatusCode == http.StatusOK && json,
+				res.StatusCode == http.StatusNotFound && res.Header.Get("X-Request-Id") != "",
+				res.StatusCode == http.StatusBadRequest:
 				return
 			}
 		}
