@@ -60,3 +60,40 @@ func TestSmokeBareAndHookpipe(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+func TestMedianRounds(t *testing.T) {
+	res := func(key string, rps float64, status string) *result {
+		return &result{Key: key, RPS: rps, Status: status}
+	}
+	rounds := []round{
+		{Results: []*result{res("b", 100, statusOK), res("c", 90, statusOK)}},
+		{Results: []*result{res("b", 300, statusOK), res("c", 95, statusOK)}},
+		{Results: []*result{res("b", 200, statusOK), res("c", 10, statusOK)}},
+		{Results: []*result{res("b", 400, statusOK), res("d", 0, statusFailed)}},
+	}
+	got := medianRounds(rounds, []string{"b", "c", "d"})
+	if len(got) != 3 {
+		t.Fatalf("%d results", len(got))
+	}
+	// b: 100 200 300 400 → the lower middle; c: 10 90 95 → 90; d failed once.
+	if got[0].RPS != 200 || got[1].RPS != 90 || got[2].Status != statusFailed {
+		t.Fatalf("medians %+v %+v %+v", got[0], got[1], got[2])
+	}
+	if code := (&report{Results: got[:2], Rounds: rounds}).exitCode(options{}); code != 1 {
+		t.Errorf("a failure in one round must fail the run, exit code %d", code)
+	}
+	tp, _ := ratios(got)
+	if r := tp["c/b"]; r != 90.0/200 {
+		t.Errorf("c/b %v", r)
+	}
+}
+
+func TestRoundsOption(t *testing.T) {
+	o, err := parseOptions([]string{"-scenarios", "b,c", "-rounds", "3"}, &strings.Builder{})
+	if err != nil || o.rounds != 3 {
+		t.Fatalf("%+v %v", o, err)
+	}
+	if _, err := parseOptions([]string{"-rounds", "0"}, &strings.Builder{}); err == nil {
+		t.Fatal("-rounds 0 accepted")
+	}
+}

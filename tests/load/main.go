@@ -20,6 +20,8 @@
 //	go run ./tests/load -scenarios a,b,c -duration 5s
 //	go run ./tests/load -scenarios c -half-peak  # p99 at half of c's peak
 //	go run ./tests/load -smoke                   # 1 s each, for CI
+//	go run ./tests/load -scenarios b,c -rounds 5 # medians of 5 interleaved rounds
+//	go run ./tests/load -scenarios c -cpuprofile /tmp/prof  # where c's CPU goes
 //
 // A scenario whose service (Postgres, Kafka) cannot be had is reported as
 // skipped; -require-all turns that into a non-zero exit. A scenario that
@@ -28,6 +30,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +42,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +65,8 @@ type options struct {
 	pin         bool
 	cityHMAC    bool
 	verbose     bool
+	profileDir  string
+	rounds      int
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -80,6 +86,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.pin, "pin", true, "on machines with 2+ CPUs and taskset, run the server on CPU 0 and the load generator on CPU 1")
 	fs.BoolVar(&o.cityHMAC, "city-hmac", false, "sign The City's requests with HMAC-SHA256 of the body (city_signature mode hmac_sha256) instead of sending the shared secret")
 	fs.BoolVar(&o.verbose, "v", false, "log service start-up details")
+	fs.IntVar(&o.rounds, "rounds", 1, "run the scenario list this many times, interleaved (b c b c ...), and report each scenario's median round; the ratios of every round are printed too")
+	fs.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of each hookpipe or stock-engine server's measured phase to this directory (<scenario>.pprof, read with go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -116,6 +124,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("no scenario to run")
 	case o.concurrency < 1:
 		return o, errors.New("-concurrency must be at least 1")
+	case o.rounds < 1:
+		return o, errors.New("-rounds must be at least 1")
 	case o.requests < 0, o.rate < 0:
 		return o, errors.New("-requests and -rate must not be negative")
 	case o.requests == 0 && o.duration <= 0:
@@ -157,6 +167,15 @@ type report struct {
 	// costs the server, less sensitive to a load generator that cannot keep
 	// the server busy.
 	CPURatios map[string]float64 `json:"cpu_ratios"`
+	// Rounds holds every round's results and throughput ratios when the
+	// scenarios ran more than once (-rounds); Results then holds each
+	// scenario's median round.
+	Rounds []round `json:"rounds,omitempty"`
+}
+
+type round struct {
+	Results []*result          `json:"results"`
+	Ratios  map[string]float64 `json:"ratios"`
 }
 
 // ratioPairs are the comparisons the report prints: hookpipe against the
@@ -174,12 +193,63 @@ func (rep *report) byKey(key string) *result {
 
 func (rep *report) exitCode(o options) int {
 	code := 0
-	for _, r := range rep.Results {
+	all := rep.Results
+	for _, rd := range rep.Rounds {
+		all = append(all, rd.Results...)
+	}
+	for _, r := range all {
 		if r.Status == statusFailed || (r.Status == statusSkipped && o.requireAll) {
 			code = 1
 		}
 	}
 	return code
+}
+
+// ratios compares the scenarios of one set of results: throughput and
+// requests per server CPU-second.
+func ratios(results []*result) (throughput, perCPU map[string]float64) {
+	throughput, perCPU = map[string]float64{}, map[string]float64{}
+	set := &report{Results: results}
+	for _, q := range ratioPairs {
+		num, den := set.byKey(q[0]), set.byKey(q[1])
+		if num != nil && den != nil && den.RPS > 0 {
+			throughput[q[0]+"/"+q[1]] = num.RPS / den.RPS
+		}
+		if num != nil && den != nil && den.PerCPUSecond > 0 {
+			perCPU[q[0]+"/"+q[1]] = num.PerCPUSecond / den.PerCPUSecond
+		}
+	}
+	return throughput, perCPU
+}
+
+// medianRounds picks, for each scenario, its round with the median
+// throughput (the lower middle one for an even count). A scenario that
+// failed in any round is reported by that failure.
+func medianRounds(rounds []round, keys []string) []*result {
+	var out []*result
+	for _, key := range keys {
+		var ok []*result
+		var failed *result
+		for _, rd := range rounds {
+			for _, r := range rd.Results {
+				switch {
+				case r.Key != key:
+				case r.Status == statusOK:
+					ok = append(ok, r)
+				case failed == nil:
+					failed = r
+				}
+			}
+		}
+		switch {
+		case failed != nil:
+			out = append(out, failed)
+		case len(ok) > 0:
+			slices.SortFunc(ok, func(a, b *result) int { return cmp.Compare(a.RPS, b.RPS) })
+			out = append(out, ok[(len(ok)-1)/2])
+		}
+	}
+	return out
 }
 
 // run builds the servers and runs the chosen scenarios in order, printing
@@ -218,14 +288,27 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	fmt.Fprintf(out, "bodies: %s; The City signature: %s\n", rep.Bodies, r.citySignatureMode())
 	fmt.Fprintf(out, "load: %s\n\n", rep.Load)
 
-	for _, key := range opts.scenarios {
-		def, _ := scenarioByKey(key)
-		res := r.runScenario(ctx, def, spec)
-		rep.Results = append(rep.Results, res)
-		printProgress(out, res)
-		if ctx.Err() != nil {
-			break
+	for n := 1; n <= opts.rounds && ctx.Err() == nil; n++ {
+		if opts.rounds > 1 {
+			fmt.Fprintf(out, "round %d of %d\n", n, opts.rounds)
 		}
+		var rd round
+		for _, key := range opts.scenarios {
+			def, _ := scenarioByKey(key)
+			res := r.runScenario(ctx, def, spec)
+			rd.Results = append(rd.Results, res)
+			printProgress(out, res)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		rd.Ratios, _ = ratios(rd.Results)
+		rep.Rounds = append(rep.Rounds, rd)
+	}
+	if len(rep.Rounds) == 1 {
+		rep.Results, rep.Rounds = rep.Rounds[0].Results, nil
+	} else {
+		rep.Results = medianRounds(rep.Rounds, opts.scenarios)
 	}
 	if opts.halfPeak && ctx.Err() == nil {
 		// The peak is a closed-loop figure: a c measured under -rate is not one.
@@ -250,15 +333,7 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 		}
 	}
 
-	for _, q := range ratioPairs {
-		num, den := rep.byKey(q[0]), rep.byKey(q[1])
-		if num != nil && den != nil && den.RPS > 0 {
-			rep.Ratios[q[0]+"/"+q[1]] = num.RPS / den.RPS
-		}
-		if num != nil && den != nil && den.PerCPUSecond > 0 {
-			rep.CPURatios[q[0]+"/"+q[1]] = num.PerCPUSecond / den.PerCPUSecond
-		}
-	}
+	rep.Ratios, rep.CPURatios = ratios(rep.Results)
 	printReport(out, rep)
 	if opts.jsonPath != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
@@ -317,6 +392,12 @@ func printReport(out io.Writer, rep *report) {
 	}
 	printTable(out, rows, 2)
 	fmt.Fprintln(out)
+	if len(rep.Rounds) > 1 {
+		fmt.Fprintf(out, "(each scenario's median of %d interleaved rounds)\n", len(rep.Rounds))
+		for i, rd := range rep.Rounds {
+			fmt.Fprintf(out, "round %d throughput ratios:              %s\n", i+1, formatRatios(rd.Ratios))
+		}
+	}
 	fmt.Fprintf(out, "throughput ratios (req/s, same run):     %s\n", formatRatios(rep.Ratios))
 	fmt.Fprintf(out, "efficiency ratios (req/CPU-s, same run): %s\n", formatRatios(rep.CPURatios))
 

@@ -143,7 +143,7 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	if sk != nil {
 		env = append(env, sk.env...)
 	}
-	var bin string
+	var bin, profileURL string
 	var args []string
 	if def.bare {
 		bin, args = r.bareBin, []string{"-addr", addr}
@@ -153,6 +153,10 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 			return fail("no free port: %v", err)
 		}
 		env = append(env, "HOOKPIPE_HTTP_ADDRESS="+httpAddr)
+		if r.opts.profileDir != "" {
+			env = append(env, "HOOKPIPE_DEBUG_ENDPOINTS=true")
+			profileURL = "http://" + httpAddr + "/debug/pprof/profile"
+		}
 		bin, args = r.hookpipeBin, []string{"run", filepath.Join(r.repo, "tests", "load", "configs", def.config)}
 	}
 	// The repository root is the working directory: configs import
@@ -184,7 +188,16 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	if err != nil {
 		return fail("reading server CPU time: %v", err)
 	}
+	var profileDone <-chan error
+	if profileURL != "" && spec.requests == 0 {
+		profileDone = captureProfile(ctx, profileURL, spec.duration, filepath.Join(r.opts.profileDir, def.key+".pprof"))
+	}
 	phase := gen.run(ctx, spec)
+	if profileDone != nil {
+		if err := <-profileDone; err != nil {
+			return fail("CPU profile: %v", err)
+		}
+	}
 	cpuAfter, err := cpuTime(srv.pid())
 	if err != nil {
 		return fail("server gone after the run: %v\n%s", err, srv.logTail())

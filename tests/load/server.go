@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -232,4 +234,43 @@ func waitAccepting(ctx context.Context, g *generator, s *serverProc, timeout tim
 // not answer (it answers 503, or refuses the connection).
 func permanentRejection(status int) bool {
 	return status >= 400 && status < 500 && status != 404 && status != 408 && status != 429
+}
+
+// captureProfile asks the engine's debug endpoint for a CPU profile covering
+// the next d and writes it to path; the channel reports when it is written.
+func captureProfile(ctx context.Context, url string, d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			secs := int(d.Round(time.Second) / time.Second)
+			if secs < 1 {
+				secs = 1
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s?seconds=%d", url, secs), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s answered %s", url, resp.Status)
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			f, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+	}()
+	return done
 }
