@@ -306,11 +306,17 @@ func TestStatusCodes(t *testing.T) {
 			if status != c.status {
 				t.Fatalf("status %d, want %d (body %v)", status, c.status, body)
 			}
-			if body["request_id"] == "" || hdr.Get("X-Request-Id") == "" {
-				t.Errorf("reply lacks a request id: %v", body)
+			if id, _ := body["request_id"].(string); id == "" || id != hdr.Get("X-Request-Id") {
+				t.Errorf("reply's request id %v, header %q", body["request_id"], hdr.Get("X-Request-Id"))
 			}
-			if status != 200 && body["error"] == "" {
-				t.Errorf("error reply lacks an error text: %v", body)
+			if hdr.Get("Content-Type") != "application/json" || hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("reply headers %v", hdr)
+			}
+			if st, _ := body["status"].(string); (status == 200) != (st == "accepted") {
+				t.Errorf("status %d with reply %v", status, body)
+			}
+			if e, _ := body["error"].(string); (status != 200) != (e != "") {
+				t.Errorf("status %d with reply %v", status, body)
 			}
 			if c.written != (got.count() == before+1) {
 				t.Errorf("written = %v, want %v", got.count() > before, c.written)
