@@ -288,6 +288,7 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	fmt.Fprintf(out, "bodies: %s; The City signature: %s\n", rep.Bodies, r.citySignatureMode())
 	fmt.Fprintf(out, "load: %s\n\n", rep.Load)
 
+	opts.rounds = max(opts.rounds, 1)
 	for n := 1; n <= opts.rounds && ctx.Err() == nil; n++ {
 		if opts.rounds > 1 {
 			fmt.Fprintf(out, "round %d of %d\n", n, opts.rounds)
