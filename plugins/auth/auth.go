@@ -52,24 +52,26 @@ func (a All) Verify(r Request) error {
 	return nil
 }
 
-// equalSecret compares a presented value with a secret in constant time. Both
-// sides are hashed first so that neither the length of the secret nor the
-// position of the first differing byte leaks through timing.
-func equalSecret(presented string, secret []byte) bool {
-	a := sha256.Sum256([]byte(presented))
-	b := sha256.Sum256(secret)
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+// digests are the SHA-256 sums of a verifier's secrets, taken once when it is
+// built, so that a check hashes only the presented value.
+type digests [][sha256.Size]byte
+
+func digestsOf(secrets ...[]byte) digests {
+	d := make(digests, len(secrets))
+	for i, s := range secrets {
+		d[i] = sha256.Sum256(s)
+	}
+	return d
 }
 
-// matchAny reports whether presented equals any secret. It always compares
-// against every secret, so the number of active secrets is all that timing
-// can tell.
-func matchAny(presented string, secrets [][]byte) bool {
+// match reports whether presented equals any of the secrets, comparing
+// fixed-size digests in constant time against every one of them, so that
+// timing tells neither a secret's length nor which secret matched.
+func (d digests) match(presented string) bool {
+	p := sha256.Sum256([]byte(presented))
 	ok := 0
-	for _, s := range secrets {
-		if equalSecret(presented, s) {
-			ok = 1
-		}
+	for i := range d {
+		ok |= subtle.ConstantTimeCompare(p[:], d[i][:])
 	}
 	return ok == 1
 }

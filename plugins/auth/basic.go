@@ -12,6 +12,8 @@ import (
 type Basic struct {
 	Username  string
 	Passwords [][]byte
+
+	user, passwords digests
 }
 
 // NewBasic validates a basic auth configuration.
@@ -23,7 +25,7 @@ func NewBasic(username string, passwords []string) (*Basic, error) {
 	if len(p) == 0 {
 		return nil, errors.New("basic: no password is set (is the environment variable empty?)")
 	}
-	return &Basic{Username: username, Passwords: p}, nil
+	return &Basic{Username: username, Passwords: p, user: digestsOf([]byte(username)), passwords: digestsOf(p...)}, nil
 }
 
 // Verify implements Verifier.
@@ -32,8 +34,8 @@ func (b *Basic) Verify(r Request) error {
 	if !ok {
 		return ErrMissingCredentials
 	}
-	userOK := equalSecret(user, []byte(b.Username))
-	passOK := matchAny(pass, b.Passwords)
+	userOK := b.user.match(user)
+	passOK := b.passwords.match(pass)
 	if userOK && passOK {
 		return nil
 	}

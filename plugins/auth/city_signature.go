@@ -32,6 +32,8 @@ type CitySignature struct {
 	Mode     string
 	Encoding string // hex or base64, for the HMAC modes
 	Secrets  [][]byte
+
+	shared digests
 }
 
 // NewCitySignature validates a City signature configuration.
@@ -53,7 +55,7 @@ func NewCitySignature(header, mode, encoding string, secrets []string) (*CitySig
 	if len(s) == 0 {
 		return nil, errors.New("city_signature: no secret is set (is the environment variable empty?)")
 	}
-	return &CitySignature{Header: header, Mode: mode, Encoding: encoding, Secrets: s}, nil
+	return &CitySignature{Header: header, Mode: mode, Encoding: encoding, Secrets: s, shared: digestsOf(s...)}, nil
 }
 
 // Verify implements Verifier.
@@ -63,7 +65,7 @@ func (c *CitySignature) Verify(r Request) error {
 		return ErrMissingCredentials
 	}
 	if c.Mode == ModeShared {
-		if matchAny(got, c.Secrets) {
+		if c.shared.match(got) {
 			return nil
 		}
 		return ErrBadCredentials

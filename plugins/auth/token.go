@@ -19,6 +19,8 @@ type Token struct {
 	In      string
 	Name    string
 	Secrets [][]byte
+
+	digests digests
 }
 
 // NewToken validates a token configuration.
@@ -36,7 +38,7 @@ func NewToken(in, name string, secrets []string) (*Token, error) {
 	if len(s) == 0 {
 		return nil, errors.New("token: no secret is set (is the environment variable empty?)")
 	}
-	return &Token{In: in, Name: name, Secrets: s}, nil
+	return &Token{In: in, Name: name, Secrets: s, digests: digestsOf(s...)}, nil
 }
 
 // Verify implements Verifier.
@@ -53,7 +55,7 @@ func (t *Token) Verify(r Request) error {
 	if got == "" {
 		return ErrMissingCredentials
 	}
-	if matchAny(got, t.Secrets) {
+	if t.digests.match(got) {
 		return nil
 	}
 	return ErrBadCredentials
