@@ -99,7 +99,8 @@ func (p *Processor) Process(_ context.Context, msg *service.Message) (service.Me
 	if err != nil {
 		return nil, err
 	}
-	ev, doc, err := p.Parse(body, receivedAt(msg))
+	decoded, err := event.DecodeMessage(msg, body, p.lenient)
+	ev, doc, err := p.parseDecoded(body, decoded, err, receivedAt(msg))
 	// Only catalogued types become label values, so the series stay bounded.
 	typeLabel := "unknown"
 	if _, known := Catalog[ev.Type]; known {
@@ -115,8 +116,13 @@ func (p *Processor) Close(context.Context) error { return nil }
 // fail: a malformed body always, an unknown or invalid event only in strict
 // mode. The document is nil when the body could not be parsed.
 func (p *Processor) Parse(body []byte, received string) (event.Event, map[string]any, error) {
-	ev := event.Event{Provider: Provider}
 	doc, err := event.Decode(body, p.lenient)
+	return p.parseDecoded(body, doc, err, received)
+}
+
+// parseDecoded is Parse of a body already decoded into doc (or not, err).
+func (p *Processor) parseDecoded(body []byte, doc map[string]any, err error, received string) (event.Event, map[string]any, error) {
+	ev := event.Event{Provider: Provider}
 	if err != nil {
 		ev.Status, ev.Error = event.StatusMalformed, err.Error()
 		return ev, nil, err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/Jeffail/gabs/v2"
@@ -176,9 +177,31 @@ func Missing(obj map[string]any, paths []string) []string {
 	return missing
 }
 
-// Lookup returns the value at a dotted path (gabs syntax), or nil.
+// Lookup returns the value at a dotted path (gabs syntax), or nil. Paths
+// through objects, which is what the catalogs hold, are walked here without
+// allocating; gabs answers the rest (arrays, ~ escapes).
 func Lookup(obj map[string]any, path string) any {
-	return gabs.Wrap(obj).Path(path).Data()
+	if path == "" || strings.IndexByte(path, '~') >= 0 {
+		return gabs.Wrap(obj).Path(path).Data()
+	}
+	var cur any = obj
+	for rest := path; ; {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			if _, isArray := cur.([]any); isArray {
+				return gabs.Wrap(obj).Path(path).Data()
+			}
+			return nil
+		}
+		seg, tail, more := strings.Cut(rest, ".")
+		if cur, ok = m[seg]; !ok {
+			return nil
+		}
+		if !more {
+			return cur
+		}
+		rest = tail
+	}
 }
 
 // OccurredAt is the first of fields in obj that holds a date-time, as

@@ -197,7 +197,7 @@ func (p *Processor) Close(context.Context) error { return nil }
 // body always, an unknown or invalid event only in strict mode.
 func (p *Processor) parse(msg *service.Message, body []byte) (event.Event, error) {
 	ev := event.Event{Provider: p.provider}
-	doc, err := event.Decode(body, p.lenient)
+	doc, err := event.DecodeMessage(msg, body, p.lenient)
 	if err != nil {
 		ev.Status, ev.Error = event.StatusMalformed, err.Error()
 		return ev, err

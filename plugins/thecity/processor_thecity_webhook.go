@@ -127,7 +127,8 @@ func (p *Processor) Process(_ context.Context, msg *service.Message) (service.Me
 		}
 	}
 	received, _ := msg.MetaGet("webhook_received_at")
-	ev, doc, err := p.Parse(body, received)
+	decoded, err := event.DecodeMessage(msg, body, p.lenient)
+	ev, doc, err := p.parseDecoded(body, decoded, err, received)
 	// Only catalogued types become label values, so the series stay bounded:
 	// Parse reaches valid or invalid only for an Object#event in the catalog.
 	typeLabel := "unknown"
@@ -144,8 +145,13 @@ func (p *Processor) Close(context.Context) error { return nil }
 // fail: a malformed body always, an unknown or invalid event only in strict
 // mode. The document is nil when the body could not be parsed.
 func (p *Processor) Parse(body []byte, received string) (event.Event, map[string]any, error) {
-	ev := event.Event{Provider: Provider}
 	doc, err := event.Decode(body, p.lenient)
+	return p.parseDecoded(body, doc, err, received)
+}
+
+// parseDecoded is Parse of a body already decoded into doc (or not, err).
+func (p *Processor) parseDecoded(body []byte, doc map[string]any, err error, received string) (event.Event, map[string]any, error) {
+	ev := event.Event{Provider: Provider}
 	if err != nil {
 		ev.Status, ev.Error = event.StatusMalformed, err.Error()
 		return ev, nil, err

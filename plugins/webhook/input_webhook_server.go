@@ -27,6 +27,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/hookpipe/hookpipe/plugins/auth"
+	"github.com/hookpipe/hookpipe/plugins/event"
 	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
@@ -830,13 +831,21 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 		w.respond(rw, http.StatusUnauthorized, x, "unauthorized")
 		return
 	}
-	if err := jsonread.Check(body, jsonread.Options{Lenient: ep.lenient}); err != nil {
+	msg := service.NewMessage(body)
+	var err error
+	if ep.ce != nil {
+		// The CloudEvents processor reads the body by the binding's rules.
+		err = jsonread.Check(body, jsonread.Options{Lenient: ep.lenient})
+	} else {
+		// Checking is decoding: the provider processor takes this document
+		// instead of reading the body again.
+		msg, err = event.CheckAndKeep(msg, body, ep.lenient)
+	}
+	if err != nil {
 		w.arch.reject(ep, req, x, http.StatusBadRequest, err.Error(), body)
 		w.respond(rw, http.StatusBadRequest, x, err.Error())
 		return
 	}
-
-	msg := service.NewMessage(body)
 	msg.MetaSetMut(MetaProvider, ep.provider)
 	msg.MetaSetMut(MetaEndpoint, ep.path)
 	msg.MetaSetMut(MetaSource, ep.source)
