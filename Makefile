@@ -14,6 +14,7 @@ FUZZTIME ?= 10s
 FUZZ_TARGETS := \
 	FuzzCheck:./plugins/jsonread \
 	FuzzDecode:./plugins/jsonread \
+	FuzzSameBytesAsEncodingJSON:./plugins/jsonwrite \
 	FuzzParse:./plugins/timefmt \
 	FuzzParse:./plugins/controlshift \
 	FuzzParse:./plugins/thecity \

@@ -1,6 +1,6 @@
 // Package bloblang registers hookpipe's Bloblang methods and functions, for
-// what a mapping could not say readably: the providers' timestamp formats and
-// hookpipe's event ids.
+// what a mapping could not say readably or quickly: the providers' timestamp
+// formats, hookpipe's event ids and the envelope's JSON text.
 package bloblang
 
 import (
@@ -10,6 +10,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
 
 	"github.com/hookpipe/hookpipe/plugins/event"
+	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
 	"github.com/hookpipe/hookpipe/plugins/timefmt"
 )
 
@@ -24,6 +25,23 @@ func init() {
 			),
 		func(*bloblang.ParsedParams) (bloblang.Method, error) {
 			return normalizeWebhookTime, nil
+		})
+
+	bloblang.MustRegisterMethodV2("json_text",
+		bloblang.NewPluginSpec().
+			Category("Parsing").
+			Description("The value as compact JSON text: object keys sorted, `<`, `>` and `&` left as they are, numbers as received. For a message's root (`this.json_text()`) these are the bytes `content().string()` gives for a structured message, encoded without reflection, several times faster; sinks use it for the envelope column.").
+			Example("", `root.event = this.json_text()`,
+				[2]string{`{"b":1,"a":"<x>"}`, `{"event":"{\"a\":\"<x>\",\"b\":1}"}`},
+			),
+		func(*bloblang.ParsedParams) (bloblang.Method, error) {
+			return func(v any) (any, error) {
+				b, err := jsonwrite.Append(nil, v)
+				if err != nil {
+					return nil, err
+				}
+				return string(b), nil
+			}, nil
 		})
 
 	bloblang.MustRegisterFunctionV2("webhook_event_id",

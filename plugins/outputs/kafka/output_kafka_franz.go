@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
 )
 
 // Field names. Every one but cloudevents_headers is also a field of Redpanda
@@ -785,7 +787,8 @@ func (o *franzOutput) buildRecord(
 	topic, key, partition, timestamp *service.MessageBatchInterpolationExecutor,
 ) error {
 	var err error
-	if r.Value, err = msg.AsBytes(); err != nil {
+	// The envelope, encoded without reflection (the same bytes as the engine).
+	if r.Value, err = jsonwrite.Content(msg); err != nil {
 		return fmt.Errorf("kafka: message value: %w", err)
 	}
 	if r.Topic, err = topic.TryString(i); err != nil {

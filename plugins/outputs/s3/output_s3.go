@@ -21,6 +21,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/hookpipe/hookpipe/plugins/health"
+	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
 )
 
 const (
@@ -629,7 +630,7 @@ func (o *output) putInput(batch service.MessageBatch, i int) (*s3.PutObjectInput
 		o.log.Warnf("Object key %q rewritten to %q to keep it inside its prefix", raw, key)
 	}
 
-	body, err := batch[i].AsBytes()
+	body, err := jsonwrite.Content(batch[i])
 	if err != nil {
 		return nil, err
 	}
