@@ -6,6 +6,7 @@ package bloblang
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/redpanda-data/benthos/v4/public/bloblang"
 
@@ -35,13 +36,7 @@ func init() {
 				[2]string{`{"b":1,"a":"<x>"}`, `{"event":"{\"a\":\"<x>\",\"b\":1}"}`},
 			),
 		func(*bloblang.ParsedParams) (bloblang.Method, error) {
-			return func(v any) (any, error) {
-				b, err := jsonwrite.Append(nil, v)
-				if err != nil {
-					return nil, err
-				}
-				return string(b), nil
-			}, nil
+			return jsonText, nil
 		})
 
 	bloblang.MustRegisterFunctionV2("webhook_event_id",
@@ -70,6 +65,20 @@ func init() {
 			id := event.HashID(provider, typ, delivery)
 			return func() (any, error) { return id, nil }, nil
 		})
+}
+
+// textBuffers are reused by json_text: only the string it returns is new.
+var textBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func jsonText(v any) (any, error) {
+	buf := textBuffers.Get().(*[]byte)
+	defer textBuffers.Put(buf)
+	b, err := jsonwrite.Append((*buf)[:0], v)
+	if err != nil {
+		return nil, err
+	}
+	*buf = b
+	return string(b), nil
 }
 
 func normalizeWebhookTime(v any) (any, error) {

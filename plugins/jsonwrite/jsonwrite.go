@@ -29,7 +29,8 @@ func Content(msg *service.Message) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b, err := Append(nil, v); err == nil {
+	// Room for a typical envelope, so the buffer rarely grows.
+	if b, err := Append(make([]byte, 0, 2048), v); err == nil {
 		return b, nil
 	}
 	return msg.AsBytes()

@@ -74,8 +74,11 @@ type result struct {
 	// measured phase.
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	// PerCPUSecond is requests per server CPU-second during the measured phase.
-	PerCPUSecond float64       `json:"requests_per_server_cpu_second"`
-	Stored       *verification `json:"stored,omitempty"`
+	PerCPUSecond float64 `json:"requests_per_server_cpu_second"`
+	// SinkCPUSeconds is the CPU time of the sink's local processes
+	// (Postgres, kfake) during the measured phase.
+	SinkCPUSeconds float64       `json:"sink_cpu_seconds,omitempty"`
+	Stored         *verification `json:"stored,omitempty"`
 
 	errorText string
 }
@@ -184,6 +187,10 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		return fail("interrupted")
 	}
 
+	var sinkBefore time.Duration
+	if sk != nil {
+		sinkBefore = processesCPU(sk.processes)
+	}
 	cpuBefore, err := cpuTime(srv.pid())
 	if err != nil {
 		return fail("reading server CPU time: %v", err)
@@ -199,6 +206,9 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		}
 	}
 	cpuAfter, err := cpuTime(srv.pid())
+	if sk != nil {
+		res.SinkCPUSeconds = (processesCPU(sk.processes) - sinkBefore).Seconds()
+	}
 	if err != nil {
 		return fail("server gone after the run: %v\n%s", err, srv.logTail())
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -193,6 +194,30 @@ func cpuTime(pid int) (time.Duration, error) {
 		return 0, err
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// processesCPU is the CPU time used so far by the processes whose command
+// name starts with one of names (a local Postgres, kfake-<n>). Processes that ended are
+// not counted: a difference of two readings covers the services' long-lived
+// processes.
+func processesCPU(names []string) time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		name := strings.TrimSpace(string(comm))
+		if err != nil || !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(name, n) }) {
+			continue
+		}
+		if t, err := cpuTime(pid); err == nil {
+			total += t
+		}
+	}
+	return total
 }
 
 // waitAccepting sends requests until one of each provider is answered 200,

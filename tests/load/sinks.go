@@ -22,6 +22,9 @@ type sink struct {
 	// stored counts what the service holds after the run, with a short
 	// description ("events 1200 + dead_letters 0").
 	stored func(ctx context.Context) (int64, string, error)
+	// processes are the command names (prefixes) of the service's local
+	// processes, whose CPU time the report shows next to the server's.
+	processes []string
 }
 
 // postgresSink gives scenario (d) a database of its own on the server the
@@ -31,7 +34,8 @@ type sink struct {
 func postgresSink(t testing.TB) *sink {
 	pg := harness.Postgres(t)
 	return &sink{
-		env: []string{"HOOKPIPE_PG_DSN=" + pg.DSN},
+		env:       []string{"HOOKPIPE_PG_DSN=" + pg.DSN},
+		processes: []string{"postgres"},
 		stored: func(ctx context.Context) (int64, string, error) {
 			conn, err := pgx.Connect(ctx, pg.DSN)
 			if err != nil {
@@ -65,6 +69,7 @@ func kafkaSink(t testing.TB) *sink {
 			"HOOKPIPE_KAFKA_TOPIC=" + topic,
 			"HOOKPIPE_KAFKA_DLQ_TOPIC=" + dlq,
 		},
+		processes: []string{"kfake"},
 		stored: func(ctx context.Context) (int64, string, error) {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers))
 			if err != nil {
