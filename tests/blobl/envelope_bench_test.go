@@ -52,7 +52,7 @@ func withResources(b *testing.B, fn func(ctx context.Context, res *service.Resou
 }
 
 // received is a request as the webhook_server input hands it on.
-func received(b *testing.B, c benchCase) *service.Message {
+func received(b testing.TB, c benchCase) *service.Message {
 	b.Helper()
 	ex, ok := examples.Get(c.provider, c.example)
 	if !ok {
@@ -66,7 +66,7 @@ func received(b *testing.B, c benchCase) *service.Message {
 	return msg
 }
 
-func process(ctx context.Context, b *testing.B, res *service.Resources, label string, msg *service.Message) *service.Message {
+func process(ctx context.Context, b testing.TB, res *service.Resources, label string, msg *service.Message) *service.Message {
 	var out service.MessageBatch
 	var perr error
 	if err := res.AccessProcessor(ctx, label, func(p *service.ResourceProcessor) {
@@ -112,5 +112,31 @@ func BenchmarkParseAndEnvelope(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// The benchmarks' inputs go through the same processors as in a config: each
+// becomes an envelope (so a benchmark never measures a failure path).
+func TestBenchCasesMakeEnvelopes(t *testing.T) {
+	for _, c := range benchCases {
+		rb := service.NewResourceBuilder()
+		if err := rb.AddYAML(benchResources); err != nil {
+			t.Fatal(err)
+		}
+		res, closeFn, err := rb.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		out := process(ctx, t, res, "envelope", process(ctx, t, res, c.provider, received(t, c)))
+		env, err := out.AsStructured()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := env.(map[string]any)
+		if m["specversion"] != "1.0" || m["provider"] != c.provider || m["data"] == nil {
+			t.Errorf("%s/%s: %v", c.provider, c.example, m)
+		}
+		_ = closeFn(ctx)
 	}
 }
