@@ -97,3 +97,15 @@ func TestRoundsOption(t *testing.T) {
 		t.Fatal("-rounds 0 accepted")
 	}
 }
+
+func TestMedianRatios(t *testing.T) {
+	rounds := []round{
+		{Ratios: map[string]float64{"c/b": 0.9, "d/c": 0.3}},
+		{Ratios: map[string]float64{"c/b": 1.1}},
+		{Ratios: map[string]float64{"c/b": 0.5, "d/c": 0.4}},
+	}
+	got := medianRatios(rounds, func(rd round) map[string]float64 { return rd.Ratios })
+	if got["c/b"] != 0.9 || got["d/c"] != 0.3 {
+		t.Fatalf("%v", got)
+	}
+}

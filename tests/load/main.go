@@ -174,8 +174,9 @@ type report struct {
 }
 
 type round struct {
-	Results []*result          `json:"results"`
-	Ratios  map[string]float64 `json:"ratios"`
+	Results   []*result          `json:"results"`
+	Ratios    map[string]float64 `json:"ratios"`
+	CPURatios map[string]float64 `json:"cpu_ratios"`
 }
 
 // ratioPairs are the comparisons the report prints: hookpipe against the
@@ -220,6 +221,23 @@ func ratios(results []*result) (throughput, perCPU map[string]float64) {
 		}
 	}
 	return throughput, perCPU
+}
+
+// medianRatios is, for each ratio, the median over the rounds that have it
+// (the lower middle one for an even count).
+func medianRatios(rounds []round, of func(round) map[string]float64) map[string]float64 {
+	all := map[string][]float64{}
+	for _, rd := range rounds {
+		for k, v := range of(rd) {
+			all[k] = append(all[k], v)
+		}
+	}
+	out := map[string]float64{}
+	for k, vs := range all {
+		slices.Sort(vs)
+		out[k] = vs[(len(vs)-1)/2]
+	}
+	return out
 }
 
 // medianRounds picks, for each scenario, its round with the median
@@ -303,7 +321,7 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 				break
 			}
 		}
-		rd.Ratios, _ = ratios(rd.Results)
+		rd.Ratios, rd.CPURatios = ratios(rd.Results)
 		rep.Rounds = append(rep.Rounds, rd)
 	}
 	if len(rep.Rounds) == 1 {
@@ -335,6 +353,12 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	}
 
 	rep.Ratios, rep.CPURatios = ratios(rep.Results)
+	if len(rep.Rounds) > 1 {
+		// Each round's ratio pairs scenarios run back to back: the median of
+		// those is steadier than a ratio of two medians from different rounds.
+		rep.Ratios = medianRatios(rep.Rounds, func(rd round) map[string]float64 { return rd.Ratios })
+		rep.CPURatios = medianRatios(rep.Rounds, func(rd round) map[string]float64 { return rd.CPURatios })
+	}
 	printReport(out, rep)
 	if opts.jsonPath != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
@@ -394,7 +418,7 @@ func printReport(out io.Writer, rep *report) {
 	printTable(out, rows, 2)
 	fmt.Fprintln(out)
 	if len(rep.Rounds) > 1 {
-		fmt.Fprintf(out, "(each scenario's median of %d interleaved rounds)\n", len(rep.Rounds))
+		fmt.Fprintf(out, "(each scenario's median of %d interleaved rounds; the ratios are the medians of the rounds' ratios)\n", len(rep.Rounds))
 		for i, rd := range rep.Rounds {
 			fmt.Fprintf(out, "round %d throughput ratios:              %s\n", i+1, formatRatios(rd.Ratios))
 		}
