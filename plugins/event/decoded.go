@@ -41,9 +41,9 @@ func CheckAndKeep(msg *service.Message, body []byte, lenient bool) (*service.Mes
 func DecodeMessage(msg *service.Message, body []byte, lenient bool) (map[string]any, error) {
 	if d, ok := msg.Context().Value(decodedKey{}).(*decoded); ok &&
 		sameBytes(d.body, body) && (lenient || !d.lenient) && d.taken.CompareAndSwap(false, true) {
-		doc := d.doc
-		d.doc, d.body = nil, nil
-		return doc, nil
+		// Copies of a message share its context: d is read concurrently
+		// and never written after CheckAndKeep.
+		return d.doc, nil
 	}
 	return Decode(body, lenient)
 }

@@ -2,6 +2,7 @@ package event
 
 import (
 	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -75,5 +76,43 @@ func TestCheckAndKeepRefusesWhatDecodeRefuses(t *testing.T) {
 		if _, derr := Decode([]byte(body), false); derr == nil {
 			t.Errorf("%q: Decode accepts it", body)
 		}
+	}
+}
+
+// Parsers running at once on copies of one message (a fan-out) get one
+// document between them; run with -race.
+func TestDecodeMessageConcurrentCopies(t *testing.T) {
+	body := []byte(`{"type":"petition.launched","data":{"slug":"a"}}`)
+	msg, err := CheckAndKeep(service.NewMessage(body), body, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := reflect.ValueOf(msg.Context().Value(decodedKey{}).(*decoded).doc).Pointer()
+	const readers = 8
+	docs := make([]map[string]any, readers)
+	var wg sync.WaitGroup
+	for i := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := msg.Copy()
+			content, _ := c.AsBytes()
+			doc, err := DecodeMessage(c, content, false)
+			if err != nil {
+				t.Error(err)
+			}
+			doc["reader"] = i // each reader changes its own document
+			docs[i] = doc
+		}()
+	}
+	wg.Wait()
+	taken := 0
+	for _, d := range docs {
+		if reflect.ValueOf(d).Pointer() == kept {
+			taken++
+		}
+	}
+	if taken != 1 {
+		t.Fatalf("the kept document went to %d readers", taken)
 	}
 }
