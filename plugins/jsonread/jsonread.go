@@ -215,14 +215,32 @@ func scanString(src []byte, i int, checkUTF8 bool) (end int, escaped bool, err e
 	}
 }
 
+// IsNumber reports whether s is exactly one JSON number (RFC 8259): an
+// optional minus, no leading zeros, digits around a decimal point, an
+// optional exponent.
+func IsNumber(s string) bool {
+	end, ok := numberEnd(s, 0)
+	return ok && end == len(s)
+}
+
 // scanNumber reads the number starting at src[i] (a '-' or a digit) and returns the offset
 // just past it.
 func scanNumber(src []byte, i int) (int, error) {
-	if src[i] == '-' {
+	end, ok := numberEnd(src, i)
+	if !ok {
+		return end, unexpected(src, end)
+	}
+	return end, nil
+}
+
+// numberEnd returns the offset just past the JSON number starting at src[i]
+// and true, or the offset of the first byte that breaks the grammar and false.
+func numberEnd[T ~string | ~[]byte](src T, i int) (int, bool) {
+	if i < len(src) && src[i] == '-' {
 		i++
 	}
 	if i >= len(src) {
-		return i, unexpected(src, i)
+		return i, false
 	}
 	switch c := src[i]; {
 	case c == '0':
@@ -230,12 +248,12 @@ func scanNumber(src []byte, i int) (int, error) {
 	case c >= '1' && c <= '9':
 		i = digits(src, i+1)
 	default:
-		return i, unexpected(src, i)
+		return i, false
 	}
 	if i < len(src) && src[i] == '.' {
 		i++
 		if i >= len(src) || !isDigit(src[i]) {
-			return i, unexpected(src, i)
+			return i, false
 		}
 		i = digits(src, i+1)
 	}
@@ -245,14 +263,14 @@ func scanNumber(src []byte, i int) (int, error) {
 			i++
 		}
 		if i >= len(src) || !isDigit(src[i]) {
-			return i, unexpected(src, i)
+			return i, false
 		}
 		i = digits(src, i+1)
 	}
-	return i, nil
+	return i, true
 }
 
-func digits(src []byte, i int) int {
+func digits[T ~string | ~[]byte](src T, i int) int {
 	for i < len(src) && isDigit(src[i]) {
 		i++
 	}

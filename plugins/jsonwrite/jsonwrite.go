@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
 // Content is the message's content as bytes: as stored when it has bytes,
@@ -72,7 +74,7 @@ func Append(dst []byte, v any) ([]byte, error) {
 		if t == "" {
 			return append(dst, '0'), nil
 		}
-		if !validNumber(string(t)) {
+		if !jsonread.IsNumber(string(t)) {
 			return nil, ErrUnsupported
 		}
 		return append(dst, t...), nil
@@ -204,45 +206,3 @@ func appendFloat(dst []byte, f float64, bits int) ([]byte, error) {
 	}
 	return dst, nil
 }
-
-// validNumber reports whether s is a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func validNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i == len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i == len(s) || !isDigit(s[i]) {
-			return false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	return i == len(s)
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

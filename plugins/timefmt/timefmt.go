@@ -21,7 +21,10 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/hookpipe/hookpipe/plugins/jsonread"
 )
 
 // Kind says what a parsed string denotes.
@@ -143,42 +146,10 @@ func epochFloat(f float64) (time.Time, bool) {
 
 // epochString accepts a non-negative JSON number: no sign, spaces, hex or underscores.
 func epochString(s string) (time.Time, bool) {
-	i := 0
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	default:
+	if s == "" || s[0] == '-' || !jsonread.IsNumber(s) {
 		return time.Time{}, false
 	}
-	integer := i == len(s)
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i == len(s) || !isDigit(s[i]) {
-			return time.Time{}, false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i == len(s) || !isDigit(s[i]) {
-			return time.Time{}, false
-		}
-		for i < len(s) && isDigit(s[i]) {
-			i++
-		}
-	}
-	if i != len(s) {
-		return time.Time{}, false
-	}
+	integer := !strings.ContainsAny(s, ".eE")
 	if integer {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
