@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -109,22 +110,29 @@ func Append(dst []byte, v any) ([]byte, error) {
 	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...), nil
 }
 
+// member is an object member, gathered so that sorting by key needs no
+// second lookup of each value.
+type member struct {
+	key   string
+	value any
+}
+
 func appendObject(dst []byte, m map[string]any) ([]byte, error) {
-	var stack [32]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
+	var stack [32]member
+	members := stack[:0]
+	for k, v := range m {
+		members = append(members, member{k, v})
 	}
-	slices.Sort(keys)
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	dst = append(dst, '{')
-	for i, k := range keys {
+	for i, mb := range members {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = appendString(dst, mb.key)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = Append(dst, m[k]); err != nil {
+		if dst, err = Append(dst, mb.value); err != nil {
 			return nil, err
 		}
 	}
