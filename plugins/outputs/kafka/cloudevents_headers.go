@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
+
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -76,14 +78,22 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 		}
 	}
 
-	// At most one header per member, plus content-type.
+	// At most one header per member, plus content-type. The values share
+	// one buffer: a record's headers cost a few allocations, not one each.
 	hs = slices.Grow(hs, len(attrs)+1)
-	for i, name := range ceLeadingAttrs {
-		if hv, ok := ceHeaderValue(attrs[name]); ok {
-			hs = append(hs, kgo.RecordHeader{Key: ceLeadingKeys[i], Value: hv})
+	values := make([]byte, 0, 256)
+	add := func(key string, v any) {
+		start := len(values)
+		var ok bool
+		if values, ok = appendCEHeaderValue(values, v); ok {
+			hs = append(hs, kgo.RecordHeader{Key: key, Value: values[start:len(values):len(values)]})
 		}
 	}
-	extensions := make([]string, 0, len(attrs))
+	for i, name := range ceLeadingAttrs {
+		add(ceLeadingKeys[i], attrs[name])
+	}
+	var names [16]string
+	extensions := names[:0]
 	for name := range attrs {
 		if !ceNotHeaders[name] && !slices.Contains(ceLeadingAttrs, name) && validCEAttrName(name) {
 			extensions = append(extensions, name)
@@ -91,34 +101,46 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 	}
 	slices.Sort(extensions)
 	for _, name := range extensions {
-		if hv, ok := ceHeaderValue(attrs[name]); ok {
-			hs = append(hs, kgo.RecordHeader{Key: ceHeaderPrefix + name, Value: hv})
+		key, known := ceExtensionKeys[name]
+		if !known {
+			key = ceHeaderPrefix + name
 		}
+		add(key, attrs[name])
 	}
-	return append(hs, kgo.RecordHeader{Key: ceContentType, Value: []byte(ceStructuredJSON)})
+	add(ceContentType, ceStructuredJSON)
+	return hs
 }
 
-// ceHeaderValue renders an attribute for a header: strings as their text,
-// numbers and booleans as their JSON text, other values as compact JSON.
-// Absent and null attributes have no header.
-func ceHeaderValue(v any) ([]byte, bool) {
+// ceExtensionKeys are the header keys of the extensions hookpipe's envelope
+// sets, built once; other extensions get theirs per record.
+var ceExtensionKeys = func() map[string]string {
+	keys := map[string]string{}
+	for _, name := range []string{"provider", "resource", "action", "deliveryid", "receivedat", "replayed"} {
+		keys[name] = ceHeaderPrefix + name
+	}
+	return keys
+}()
+
+// appendCEHeaderValue appends an attribute's header value to dst: strings
+// as their text, numbers and booleans as their JSON text, other values as
+// compact JSON. Absent and null attributes, and values with no JSON
+// encoding, have no header.
+func appendCEHeaderValue(dst []byte, v any) ([]byte, bool) {
 	switch t := v.(type) {
 	case nil:
-		return nil, false
+		return dst, false
 	case string:
-		return []byte(t), true
+		return append(dst, t...), true
 	case json.Number:
-		return []byte(t), true
+		return append(dst, t...), true
 	case bool:
-		return strconv.AppendBool(nil, t), true
+		return strconv.AppendBool(dst, t), true
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, false
+	out, err := jsonwrite.Append(dst, v)
+	if err != nil {
+		return dst, false
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), true
+	return out, true
 }
 
 // validCEAttrName holds CloudEvents attribute names to lower-case ASCII
