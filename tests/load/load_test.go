@@ -32,7 +32,7 @@ func checkClean(t *testing.T, rep *report, key string) *result {
 		if r.Requests == 0 || r.OK != r.Requests || len(r.Errors) != 0 {
 			t.Fatalf("scenario %s: %d requests, %d answered 200, errors %v", key, r.Requests, r.OK, r.Errors)
 		}
-		if r.P50Ms <= 0 || r.P999Ms < r.P99Ms || r.P99Ms < r.P50Ms || r.PeakRSSMiB <= 0 {
+		if r.P50Ms <= 0 || r.P999Ms < r.P99Ms || r.P99Ms < r.P50Ms || r.PeakRSSMiB <= 0 || r.LoadCPUSeconds <= 0 || r.MachineBusy <= 0 || r.MachineBusy > 1 {
 			t.Fatalf("scenario %s: figures not recorded: %+v", key, r)
 		}
 		return r
@@ -107,5 +107,22 @@ func TestMedianRatios(t *testing.T) {
 	got := medianRatios(rounds, func(rd round) map[string]float64 { return rd.Ratios })
 	if got["c/b"] != 0.9 || got["d/c"] != 0.3 {
 		t.Fatalf("%v", got)
+	}
+}
+
+func TestParseMachineCPU(t *testing.T) {
+	stat := "cpu  100 5 50 800 40 3 2 0 7 0\ncpu0 50 2 25 400 20 1 1 0 3 0\nintr 1 2 3\n"
+	busy, total, err := parseMachineCPU([]byte(stat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// user+nice+system+irq+softirq+steal = 160; guest (7) is inside user.
+	if busy != 160 || total != 1000 {
+		t.Errorf("busy %d total %d, want 160 and 1000", busy, total)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu  1 2 3\n", "cpu  1 2 x 4 5 6 7 8\n"} {
+		if _, _, err := parseMachineCPU([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -77,8 +79,15 @@ type result struct {
 	PerCPUSecond float64 `json:"requests_per_server_cpu_second"`
 	// SinkCPUSeconds is the CPU time of the sink's local processes
 	// (Postgres, kfake) during the measured phase.
-	SinkCPUSeconds float64       `json:"sink_cpu_seconds,omitempty"`
-	Stored         *verification `json:"stored,omitempty"`
+	SinkCPUSeconds float64 `json:"sink_cpu_seconds,omitempty"`
+	// LoadCPUSeconds is the load generator's own CPU time (this process)
+	// during the measured phase.
+	LoadCPUSeconds float64 `json:"load_cpu_seconds"`
+	// MachineBusy is the share of the machine's CPU time (all CPUs) that
+	// was busy during the measured phase, 0 to 1: near 1, the server, the
+	// sink and the load generator together used the whole machine.
+	MachineBusy float64       `json:"machine_busy"`
+	Stored      *verification `json:"stored,omitempty"`
 
 	errorText string
 }
@@ -195,6 +204,14 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	if err != nil {
 		return fail("reading server CPU time: %v", err)
 	}
+	loadBefore, err := cpuTime(os.Getpid())
+	if err != nil {
+		return fail("reading the load generator's CPU time: %v", err)
+	}
+	busyBefore, totalBefore, err := machineCPU()
+	if err != nil {
+		return fail("reading the machine's CPU time: %v", err)
+	}
 	var profileDone <-chan error
 	if profileURL != "" && spec.requests == 0 {
 		profileDone = captureProfile(ctx, profileURL, spec.duration, filepath.Join(r.opts.profileDir, def.key+".pprof"))
@@ -205,6 +222,15 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 			return fail("CPU profile: %v", err)
 		}
 	}
+	busyAfter, totalAfter, errMachine := machineCPU()
+	loadAfter, errLoad := cpuTime(os.Getpid())
+	if err := errors.Join(errMachine, errLoad); err != nil {
+		return fail("reading CPU times after the run: %v", err)
+	}
+	if totalAfter > totalBefore {
+		res.MachineBusy = float64(busyAfter-busyBefore) / float64(totalAfter-totalBefore)
+	}
+	res.LoadCPUSeconds = (loadAfter - loadBefore).Seconds()
 	cpuAfter, err := cpuTime(srv.pid())
 	if sk != nil {
 		res.SinkCPUSeconds = (processesCPU(sk.processes) - sinkBefore).Seconds()

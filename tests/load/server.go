@@ -196,6 +196,39 @@ func cpuTime(pid int) (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
 }
 
+// machineCPU reads the time of all CPUs together from /proc/stat, in
+// clock ticks: busy (neither idle nor waiting for I/O) and in all.
+func machineCPU() (busy, total int64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	return parseMachineCPU(b)
+}
+
+// parseMachineCPU reads the first line of /proc/stat, "cpu  user nice
+// system idle iowait irq softirq steal ...". Guest time is already counted
+// in user and nice, so only the first eight fields are summed.
+func parseMachineCPU(stat []byte) (busy, total int64, err error) {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("unexpected /proc/stat line %q", line)
+	}
+	var idle int64
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat field %d: %w", i+1, err)
+		}
+		total += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return total - idle, total, nil
+}
+
 // processesCPU is the CPU time used so far by the processes whose command
 // name starts with one of names (a local Postgres, kfake-<n>). Processes that ended are
 // not counted: a difference of two readings covers the services' long-lived
