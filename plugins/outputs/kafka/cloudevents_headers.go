@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
-
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
 )
 
 // The CloudEvents Kafka protocol binding names attribute headers "ce_" +
