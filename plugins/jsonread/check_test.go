@@ -426,7 +426,7 @@ func TestSpecial(t *testing.T) {
 		for pos := range 8 {
 			w := []byte("abcdefgh")
 			w[pos] = byte(c)
-			if got := special(binary.LittleEndian.Uint64(w)); got != !plain[c] {
+			if got := SpecialWord(binary.LittleEndian.Uint64(w)); got != !plain[c] {
 				t.Errorf("byte %#02x at %d: special = %v", c, pos, got)
 			}
 		}

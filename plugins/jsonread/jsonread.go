@@ -148,14 +148,18 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// PlainByte reports whether a string holds c as it is, unescaped (see plain).
+func PlainByte(c byte) bool { return plain[c] }
+
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
 )
 
-// special reports whether any of the eight bytes in w is one a string cannot hold as it is:
-// a quote, a backslash, a control character or a byte from 0x80.
-func special(w uint64) bool {
+// SpecialWord reports whether any of the eight bytes in w is one a string cannot hold as it
+// is: a quote, a backslash, a control character or a byte from 0x80. The writer uses it too,
+// to copy plain runs of a string eight bytes at a time.
+func SpecialWord(w uint64) bool {
 	q := w ^ ones*'"'
 	b := w ^ ones*'\\'
 	return ((w-ones*0x20)&^w|(q-ones)&^q|(b-ones)&^b|w)&highs != 0
@@ -167,7 +171,7 @@ func special(w uint64) bool {
 func scanString(src []byte, i int, checkUTF8 bool) (end int, escaped bool, err error) {
 	i++ // opening quote
 	for {
-		for i+8 <= len(src) && !special(binary.LittleEndian.Uint64(src[i:])) {
+		for i+8 <= len(src) && !SpecialWord(binary.LittleEndian.Uint64(src[i:])) {
 			i += 8
 		}
 		for i < len(src) && plain[src[i]] {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -61,6 +62,21 @@ func TestSameBytesAsEncodingJSON(t *testing.T) {
 		wide[strings.Repeat("k", i%7)+string(rune('a'+i%26))+string(rune('0'+i%10))] = i
 	}
 	same(t, wide)
+	// Objects of the sizes webhooks have, sorted by insertion.
+	for n := range 66 {
+		m := map[string]any{}
+		for i := range n {
+			m[fmt.Sprintf("%c%d", 'z'-i%5, i*7919%1000)] = i
+		}
+		same(t, m)
+	}
+	// Every byte that needs a look, at every place in an eight-byte word
+	// and in the tail after the last whole word.
+	for _, special := range []string{`"`, `\`, "\x00", "\x1f", "\x7f", "\xff", "é", "\u2028", " "} {
+		for at := range 20 {
+			same(t, strings.Repeat("a", at)+special+strings.Repeat("b", 19-at))
+		}
+	}
 }
 
 // Every documented payload, decoded as the processors decode it.
@@ -109,9 +125,22 @@ func FuzzSameBytesAsEncodingJSON(f *testing.F) {
 			"g": float32(math.Float64frombits(bits)),
 			"n": json.Number(num),
 			"l": []any{s, fb[:], int64(bits), uint64(bits)},
+			"m": manyKeys(s),
 		}
 		same(t, v)
 	})
+}
+
+// manyKeys is an object keyed by every prefix and suffix of s, so the key
+// sort sees keys sharing prefixes, first bytes above 0x7f, and objects on
+// both sides of its size threshold.
+func manyKeys(s string) map[string]any {
+	m := map[string]any{}
+	for i := range len(s) + 1 {
+		m[s[:i]] = i
+		m[s[i:]+"~"] = s[:i]
+	}
+	return m
 }
 
 func BenchmarkEnvelope(b *testing.B) {
