@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,66 +39,68 @@ func (s loadSpec) String() string {
 // generator sends the run's requests to one server. Its request counter runs
 // across phases and scenarios, so no delivery id is ever sent twice.
 type generator struct {
-	client  *http.Client
-	mix     *bodyMix
-	baseURL string
-	paths   map[string]string // provider -> path
+	addr  string            // host:port of the server
+	paths map[string]string // provider -> path
+	mix   *bodyMix
+
+	// conns are the workers' connections, kept from one phase to the next:
+	// worker i of every phase sends on conns[i].
+	mu    sync.Mutex
+	conns []*clientConn
 
 	seq      *atomic.Uint64
 	sent, ok atomic.Int64 // every phase, probes included: what a sink must have stored
 }
 
-func newGenerator(mix *bodyMix, seq *atomic.Uint64, baseURL string, paths map[string]string, concurrency int) *generator {
-	tr := &http.Transport{
-		Proxy:               nil, // loopback only, whatever the environment says
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        concurrency,
-		MaxIdleConnsPerHost: concurrency,
-		MaxConnsPerHost:     concurrency,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
+// newGenerator sends to baseURL, an http:// address (host:port, no path).
+func newGenerator(mix *bodyMix, seq *atomic.Uint64, baseURL string, paths map[string]string) *generator {
 	return &generator{
-		client:  &http.Client{Transport: tr, Timeout: 30 * time.Second},
-		mix:     mix,
-		baseURL: baseURL,
-		paths:   paths,
-		seq:     seq,
+		addr:  strings.TrimPrefix(baseURL, "http://"),
+		paths: paths,
+		mix:   mix,
+		seq:   seq,
 	}
 }
 
-func (g *generator) close() { g.client.CloseIdleConnections() }
+// workerConns returns the connections of n workers, opening none yet.
+func (g *generator) workerConns(n int) []*clientConn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for len(g.conns) < n {
+		g.conns = append(g.conns, newClientConn(g.addr))
+	}
+	return g.conns[:n]
+}
 
-// send posts the next request of the mix and returns its provider and status
-// code, or the transport error.
-func (g *generator) send(ctx context.Context) (string, int, error) {
+func (g *generator) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, c := range g.conns {
+		c.close()
+	}
+}
+
+// send posts the next request of the mix on c and returns its provider and
+// status code, or the transport error.
+func (g *generator) send(ctx context.Context, c *clientConn) (string, int, error) {
 	n := g.seq.Add(1) - 1
 	t, body := g.mix.body(n)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.baseURL+g.paths[t.provider], bytes.NewReader(body))
-	if err != nil {
-		return t.provider, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "hookpipe-load")
+	var name, value string
 	switch t.provider {
 	case "controlshift":
-		req.Header.Set("Authorization", g.mix.basicAuth)
+		name, value = "Authorization", g.mix.basicAuth
 	case "thecity":
-		req.Header.Set("X-City-Webhook-Signature", g.mix.citySignature(body))
+		name, value = "X-City-Webhook-Signature", g.mix.citySignature(body)
 	}
 	g.sent.Add(1)
-	resp, err := g.client.Do(req)
+	status, err := c.post(ctx, g.paths[t.provider], name, value, body)
 	if err != nil {
 		return t.provider, 0, err
 	}
-	// Drain so the connection is reused.
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
+	if status == http.StatusOK {
 		g.ok.Add(1)
 	}
-	return t.provider, resp.StatusCode, nil
+	return t.provider, status, nil
 }
 
 // phaseResult is what one phase measured.
@@ -226,6 +228,8 @@ func transportKind(err error) string {
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
+	case errors.Is(err, errMalformedReply):
+		return "malformed-reply"
 	default:
 		return "transport-error"
 	}
@@ -239,12 +243,13 @@ func transportKind(err error) string {
 // slowing the sender down.
 func (g *generator) run(ctx context.Context, spec loadSpec) *phaseResult {
 	workers := make([]workerStats, spec.concurrency)
+	conns := g.workerConns(spec.concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
 	if spec.rate > 0 {
-		g.runOpen(ctx, spec, workers, &wg, start)
+		g.runOpen(ctx, spec, workers, conns, &wg, start)
 	} else {
-		g.runClosed(ctx, spec, workers, &wg, start)
+		g.runClosed(ctx, spec, workers, conns, &wg, start)
 	}
 	wg.Wait()
 	res := &phaseResult{elapsed: time.Since(start), statuses: map[int]int64{}, transport: map[string]int64{}}
@@ -269,11 +274,11 @@ func (g *generator) run(ctx context.Context, spec loadSpec) *phaseResult {
 	return res
 }
 
-func (g *generator) runClosed(ctx context.Context, spec loadSpec, workers []workerStats, wg *sync.WaitGroup, start time.Time) {
+func (g *generator) runClosed(ctx context.Context, spec loadSpec, workers []workerStats, conns []*clientConn, wg *sync.WaitGroup, start time.Time) {
 	deadline := start.Add(spec.duration)
 	var tickets atomic.Int64
 	for i := range workers {
-		w := &workers[i]
+		w, c := &workers[i], conns[i]
 		w.latencies = make([]time.Duration, 0, 4096)
 		wg.Add(1)
 		go func() {
@@ -287,14 +292,14 @@ func (g *generator) runClosed(ctx context.Context, spec loadSpec, workers []work
 					return
 				}
 				t0 := time.Now()
-				_, status, err := g.send(ctx)
+				_, status, err := g.send(ctx, c)
 				w.record(status, err, time.Since(t0))
 			}
 		}()
 	}
 }
 
-func (g *generator) runOpen(ctx context.Context, spec loadSpec, workers []workerStats, wg *sync.WaitGroup, start time.Time) {
+func (g *generator) runOpen(ctx context.Context, spec loadSpec, workers []workerStats, conns []*clientConn, wg *sync.WaitGroup, start time.Time) {
 	// Due times queue here when every worker is busy; the queue is sized for
 	// a few seconds of backlog so the scheduler itself rarely waits.
 	due := make(chan time.Time, max(int(spec.rate*4), 1024))
@@ -328,7 +333,7 @@ func (g *generator) runOpen(ctx context.Context, spec loadSpec, workers []worker
 		}
 	}()
 	for i := range workers {
-		w := &workers[i]
+		w, c := &workers[i], conns[i]
 		w.latencies = make([]time.Duration, 0, 4096)
 		wg.Add(1)
 		go func() {
@@ -337,7 +342,7 @@ func (g *generator) runOpen(ctx context.Context, spec loadSpec, workers []worker
 				if ctx.Err() != nil {
 					return
 				}
-				_, status, err := g.send(ctx)
+				_, status, err := g.send(ctx, c)
 				w.record(status, err, time.Since(at))
 			}
 		}()

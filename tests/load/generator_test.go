@@ -74,7 +74,7 @@ func TestClosedLoopSendsExactlyNAuthenticatedRequests(t *testing.T) {
 	}
 	srv, served := checkingServer(t, cred)
 	var seq atomic.Uint64
-	g := newGenerator(mix, &seq, srv.URL, hookpipePaths, 4)
+	g := newGenerator(mix, &seq, srv.URL, hookpipePaths)
 	defer g.close()
 	res := g.run(context.Background(), loadSpec{concurrency: 4, requests: 500})
 	if res.sent != 500 || res.ok != 500 || served.Load() != 500 {
@@ -96,7 +96,7 @@ func TestErrorsAreCountedByStatus(t *testing.T) {
 	// Other credentials than the ones the mix sends.
 	srv, _ := checkingServer(t, newCredentials())
 	var seq atomic.Uint64
-	g := newGenerator(mix, &seq, srv.URL, hookpipePaths, 2)
+	g := newGenerator(mix, &seq, srv.URL, hookpipePaths)
 	defer g.close()
 	res := g.run(context.Background(), loadSpec{concurrency: 2, requests: 50})
 	if res.ok != 0 || res.statuses[http.StatusUnauthorized] != 50 || res.errorCount() != 50 {
@@ -115,7 +115,7 @@ func TestOpenLoopSendsAtTheRate(t *testing.T) {
 	}
 	srv, served := checkingServer(t, cred)
 	var seq atomic.Uint64
-	g := newGenerator(mix, &seq, srv.URL, hookpipePaths, 4)
+	g := newGenerator(mix, &seq, srv.URL, hookpipePaths)
 	defer g.close()
 	// 100 requests due over 0.5 s: the phase cannot end before the last
 	// one is due, whatever the speed of the server.

@@ -52,7 +52,9 @@ func TestSmokeBareAndHookpipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkClean(t, rep, "a")
-	checkClean(t, rep, "c")
+	if c := checkClean(t, rep, "c"); c.BatchSize < 1 {
+		t.Errorf("scenario c: mean batch size %v not recorded", c.BatchSize)
+	}
 	if _, ok := rep.Ratios["c/a"]; !ok {
 		t.Errorf("no c/a ratio: %v", rep.Ratios)
 	}
@@ -124,5 +126,26 @@ func TestParseMachineCPU(t *testing.T) {
 		if _, _, err := parseMachineCPU([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+func TestParseBatchCounts(t *testing.T) {
+	text := `# HELP webhook_batches_total hookpipe metric
+# TYPE webhook_batches_total counter
+webhook_batch_messages_total{label="",path="root.input"} 90
+webhook_batch_size{label="",path="root.input"} 7
+webhook_batches_total{label="",path="root.input"} 30
+webhook_batches_total{label="second",path="root.input"} 2
+webhook_requests_total 1e+06
+`
+	c, err := parseBatchCounts(text)
+	if err != nil || c.batches != 32 || c.messages != 90 {
+		t.Fatalf("%+v, %v", c, err)
+	}
+	if c, err := parseBatchCounts("process_cpu_seconds_total 3\n"); err != nil || c != (batchCounts{}) {
+		t.Fatalf("no counters: %+v, %v", c, err)
+	}
+	if _, err := parseBatchCounts("webhook_batches_total{} x\n"); err == nil {
+		t.Fatal("a value that is not a number was taken")
 	}
 }

@@ -404,7 +404,7 @@ func printProgress(out io.Writer, r *result) {
 
 func printReport(out io.Writer, rep *report) {
 	fmt.Fprintln(out)
-	rows := [][]string{{"", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "requests", "errors", "peak RSS MiB", "server CPU s", "req/CPU-s", "sink CPU s", "load CPU s", "machine busy"}}
+	rows := [][]string{{"", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "requests", "errors", "peak RSS MiB", "server CPU s", "req/CPU-s", "sink CPU s", "load CPU s", "machine busy", "batch"}}
 	for _, r := range rep.Results {
 		if r.Status != statusOK {
 			rows = append(rows, []string{r.Key, r.Title, r.Status})
@@ -413,7 +413,7 @@ func printReport(out io.Writer, rep *report) {
 		rows = append(rows, []string{r.Key, r.Title,
 			fmt.Sprintf("%.0f", r.RPS), fmt.Sprintf("%.2f", r.P50Ms), fmt.Sprintf("%.2f", r.P99Ms), fmt.Sprintf("%.2f", r.P999Ms),
 			fmt.Sprint(r.Requests), r.errorText, fmt.Sprintf("%.1f", r.PeakRSSMiB), fmt.Sprintf("%.2f", r.ServerCPUSeconds),
-			fmt.Sprintf("%.0f", r.PerCPUSecond), sinkCPU(r), fmt.Sprintf("%.2f", r.LoadCPUSeconds), fmt.Sprintf("%.0f%%", 100*r.MachineBusy)})
+			fmt.Sprintf("%.0f", r.PerCPUSecond), sinkCPU(r), fmt.Sprintf("%.2f", r.LoadCPUSeconds), fmt.Sprintf("%.0f%%", 100*r.MachineBusy), batchSize(r)})
 	}
 	printTable(out, rows, 2)
 	fmt.Fprintln(out)
@@ -462,6 +462,13 @@ func sinkCPU(r *result) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f", r.SinkCPUSeconds)
+}
+
+func batchSize(r *result) string {
+	if r.BatchSize == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", r.BatchSize)
 }
 
 func formatRatios(m map[string]float64) string {

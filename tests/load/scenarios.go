@@ -86,8 +86,11 @@ type result struct {
 	// MachineBusy is the share of the machine's CPU time (all CPUs) that
 	// was busy during the measured phase, 0 to 1: near 1, the server, the
 	// sink and the load generator together used the whole machine.
-	MachineBusy float64       `json:"machine_busy"`
-	Stored      *verification `json:"stored,omitempty"`
+	MachineBusy float64 `json:"machine_busy"`
+	// BatchSize is the mean number of requests the webhook input gathered
+	// into one message batch during the measured phase (hookpipe only).
+	BatchSize float64       `json:"mean_batch_size,omitempty"`
+	Stored    *verification `json:"stored,omitempty"`
 
 	errorText string
 }
@@ -155,7 +158,7 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	if sk != nil {
 		env = append(env, sk.env...)
 	}
-	var bin, profileURL string
+	var bin, profileURL, metricsURL string
 	var args []string
 	if def.bare {
 		bin, args = r.bareBin, []string{"-addr", addr}
@@ -165,6 +168,7 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 			return fail("no free port: %v", err)
 		}
 		env = append(env, "HOOKPIPE_HTTP_ADDRESS="+httpAddr)
+		metricsURL = "http://" + httpAddr + "/metrics"
 		if r.opts.profileDir != "" {
 			env = append(env, "HOOKPIPE_DEBUG_ENDPOINTS=true")
 			profileURL = "http://" + httpAddr + "/debug/pprof/profile"
@@ -182,7 +186,7 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		return fail("%v", err)
 	}
 
-	gen := newGenerator(r.mix, &r.seq, "http://"+addr, def.paths, spec.concurrency)
+	gen := newGenerator(r.mix, &r.seq, "http://"+addr, def.paths)
 	defer gen.close()
 	if err := waitAccepting(ctx, gen, srv, 60*time.Second); err != nil {
 		return fail("%v", err)
@@ -212,6 +216,12 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	if err != nil {
 		return fail("reading the machine's CPU time: %v", err)
 	}
+	var batchesBefore batchCounts
+	if metricsURL != "" {
+		if batchesBefore, err = readBatchCounts(ctx, metricsURL); err != nil {
+			return fail("reading the server's metrics: %v", err)
+		}
+	}
 	var profileDone <-chan error
 	if profileURL != "" && spec.requests == 0 {
 		profileDone = captureProfile(ctx, profileURL, spec.duration, filepath.Join(r.opts.profileDir, def.key+".pprof"))
@@ -237,6 +247,15 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	}
 	if err != nil {
 		return fail("server gone after the run: %v\n%s", err, srv.logTail())
+	}
+	if metricsURL != "" {
+		after, err := readBatchCounts(ctx, metricsURL)
+		if err != nil {
+			return fail("reading the server's metrics after the run: %v", err)
+		}
+		if n := after.batches - batchesBefore.batches; n > 0 {
+			res.BatchSize = (after.messages - batchesBefore.messages) / n
+		}
 	}
 	rss, err := peakRSS(srv.pid())
 	if err != nil {

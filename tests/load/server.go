@@ -260,6 +260,8 @@ func waitAccepting(ctx context.Context, g *generator, s *serverProc, timeout tim
 	deadline := time.Now().Add(timeout)
 	var last string
 	accepted := map[string]bool{}
+	conn := newClientConn(g.addr)
+	defer conn.close()
 	for !accepted["controlshift"] || !accepted["thecity"] {
 		if !s.running() {
 			return fmt.Errorf("server exited (%v)\n%s", s.waitErr, s.logTail())
@@ -268,7 +270,7 @@ func waitAccepting(ctx context.Context, g *generator, s *serverProc, timeout tim
 			return fmt.Errorf("server did not answer 200 within %s (last: %s)\n%s", timeout, last, s.logTail())
 		}
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		provider, status, err := g.send(rctx)
+		provider, status, err := g.send(rctx, conn)
 		cancel()
 		switch {
 		case err != nil:
@@ -331,4 +333,58 @@ func captureProfile(ctx context.Context, url string, d time.Duration, path strin
 		}()
 	}()
 	return done
+}
+
+// batchCounts are the webhook input's counters of message batches and of
+// the requests in them.
+type batchCounts struct{ batches, messages float64 }
+
+// readBatchCounts reads the counters off the server's Prometheus endpoint.
+// A server without them (the stock engine, no Prometheus) counts zero.
+func readBatchCounts(ctx context.Context, url string) (batchCounts, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return batchCounts{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return batchCounts{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return batchCounts{}, err
+	}
+	return parseBatchCounts(string(body))
+}
+
+// parseBatchCounts picks the two counters out of the Prometheus text format,
+// summed over their label sets.
+func parseBatchCounts(text string) (batchCounts, error) {
+	var c batchCounts
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line[:strings.IndexAny(line+" ", "{ ")]
+		var dst *float64
+		switch name {
+		case "webhook_batches_total":
+			dst = &c.batches
+		case "webhook_batch_messages_total":
+			dst = &c.messages
+		default:
+			continue
+		}
+		value := line[strings.LastIndexByte(line, ' ')+1:]
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return batchCounts{}, fmt.Errorf("metric line %q: %q is not a number", line, value)
+		}
+		*dst += v
+	}
+	return c, nil
 }
