@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,7 +117,7 @@ fail its neighbours.
 			service.NewIntField(fieldMaxInFlight).Description("The most requests processed at once; more answer 503 with `Retry-After` at once instead of piling up.").Default(1024),
 			service.NewIntField(fieldMaxBatchSize).Description("The most concurrent requests gathered into one message batch.").Default(256).Advanced(),
 			service.NewDurationField(fieldBatchPeriod).Description("How long to wait for more requests before a batch is released. The default, 0s, releases at once whatever has arrived, so batching costs no latency.").Default("0s").Advanced(),
-			service.NewStringListField(fieldContentTypes).Description("Accepted media types; `+json` suffixes of these are accepted too. A request without `Content-Type` is accepted.").Default([]string{"application/json"}).Advanced(),
+			service.NewStringListField(fieldContentTypes).Description("Accepted media types, without parameters (a request's own parameters such as `charset` are ignored); `+json` suffixes of these are accepted too. A request without `Content-Type` is accepted.").Default([]string{"application/json"}).Advanced(),
 			service.NewStringListField(fieldMetadataHeaders).Description("Request headers copied into metadata under their lower-case names. Do not list headers that carry secrets when the metadata reaches a sink.").Default([]string{"User-Agent"}),
 			service.NewStringField(fieldRateLimit).Description("An optional `rate_limit` resource; requests over it answer 429 with `Retry-After`.").Default("").Advanced(),
 			service.NewDurationField(fieldShutdownDeadline).Description("How long to wait for in-flight requests at shutdown.").Default("10s").Advanced(),
@@ -314,7 +315,14 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 		return nil, err
 	}
 	for _, c := range ct {
-		w.contentTypes = append(w.contentTypes, strings.ToLower(strings.TrimSpace(c)))
+		c = strings.ToLower(strings.TrimSpace(c))
+		// A bare type/subtype, so a request's header equal to it is one of
+		// the allowed types without parsing.
+		mt, params, err := mime.ParseMediaType(c)
+		if typ, sub, _ := strings.Cut(mt, "/"); err != nil || len(params) > 0 || mt != c || typ == "" || sub == "" {
+			return nil, fmt.Errorf("%s: %q is not a media type without parameters (like application/json)", fieldContentTypes, c)
+		}
+		w.contentTypes = append(w.contentTypes, c)
 	}
 	hs, err := conf.FieldStringList(fieldMetadataHeaders)
 	if err != nil {
@@ -1008,7 +1016,8 @@ func (w *webhookServer) readBody(rw http.ResponseWriter, req *http.Request) ([]b
 }
 
 func (w *webhookServer) contentTypeAllowed(ct string) bool {
-	if ct == "" {
+	// The usual header is exactly an allowed type: no parsing needed.
+	if ct == "" || slices.Contains(w.contentTypes, ct) {
 		return true
 	}
 	mt, _, err := mime.ParseMediaType(ct)

@@ -34,11 +34,6 @@ var ceLeadingKeys = func() []string {
 	return keys
 }()
 
-// ceNotHeaders are envelope members that are not copied into headers: the
-// payload itself, and datacontenttype, which describes data inside the
-// envelope rather than the record value.
-var ceNotHeaders = map[string]bool{"data": true, "data_base64": true, "datacontenttype": true}
-
 // isCloudEventsHeader reports whether a header key belongs to the binding, so
 // metadata cannot shadow what the envelope says.
 func isCloudEventsHeader(k string) bool {
@@ -95,31 +90,50 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 	var names [16]string
 	extensions := names[:0]
 	for name := range attrs {
-		if !ceNotHeaders[name] && !slices.Contains(ceLeadingAttrs, name) && validCEAttrName(name) {
+		if isCEExtension(name) {
 			extensions = append(extensions, name)
 		}
 	}
 	slices.Sort(extensions)
 	for _, name := range extensions {
-		key, known := ceExtensionKeys[name]
-		if !known {
-			key = ceHeaderPrefix + name
-		}
-		add(key, attrs[name])
+		add(ceExtensionKey(name), attrs[name])
 	}
 	add(ceContentType, ceStructuredJSON)
 	return hs
 }
 
-// ceExtensionKeys are the header keys of the extensions hookpipe's envelope
-// sets, built once; other extensions get theirs per record.
-var ceExtensionKeys = func() map[string]string {
-	keys := map[string]string{}
-	for _, name := range []string{"provider", "resource", "action", "deliveryid", "receivedat", "replayed"} {
-		keys[name] = ceHeaderPrefix + name
+// isCEExtension reports whether an envelope member is an extension
+// attribute, with a header of its own: not a leading attribute, not the
+// payload (data, data_base64), not datacontenttype (it describes data inside
+// the envelope, not the record value), and a valid attribute name.
+func isCEExtension(name string) bool {
+	switch name {
+	case "specversion", "id", "source", "type", "subject", "time", "dataschema",
+		"data", "data_base64", "datacontenttype":
+		return false
 	}
-	return keys
-}()
+	return validCEAttrName(name)
+}
+
+// ceExtensionKey is an extension's header key; those of the extensions
+// hookpipe's envelope sets are constants, others are built per record.
+func ceExtensionKey(name string) string {
+	switch name {
+	case "provider":
+		return "ce_provider"
+	case "resource":
+		return "ce_resource"
+	case "action":
+		return "ce_action"
+	case "deliveryid":
+		return "ce_deliveryid"
+	case "receivedat":
+		return "ce_receivedat"
+	case "replayed":
+		return "ce_replayed"
+	}
+	return ceHeaderPrefix + name
+}
 
 // appendCEHeaderValue appends an attribute's header value to dst: strings
 // as their text, numbers and booleans as their JSON text, other values as

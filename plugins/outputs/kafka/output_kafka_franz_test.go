@@ -355,6 +355,20 @@ content-type=application/cloudevents+json
 	}
 }
 
+func TestCloudEventExtensionNames(t *testing.T) {
+	notExtensions := append([]string{"data", "data_base64", "datacontenttype", "", "Upper", "with_underscore", "dash-ed"}, ceLeadingAttrs...)
+	for _, name := range notExtensions {
+		if isCEExtension(name) {
+			t.Errorf("%q taken as an extension", name)
+		}
+	}
+	for _, name := range []string{"provider", "resource", "action", "deliveryid", "receivedat", "replayed", "attempt", "x9"} {
+		if !isCEExtension(name) || ceExtensionKey(name) != "ce_"+name {
+			t.Errorf("%q: extension %v, key %q", name, isCEExtension(name), ceExtensionKey(name))
+		}
+	}
+}
+
 // A message whose structured form was set by a mapping carries Go numbers
 // rather than JSON text; they render the same way.
 func TestCloudEventHeadersFromStructured(t *testing.T) {
