@@ -15,6 +15,12 @@ import (
 // requestTimeout bounds one request's round trip.
 const requestTimeout = 30 * time.Second
 
+// idleCheckAfter is how long a connection may sit unused before a request
+// first makes sure the server has not closed it meanwhile. Under load a
+// worker's connection is never idle that long, so the check costs nothing
+// there.
+const idleCheckAfter = 100 * time.Millisecond
+
 // clientConn is one keep-alive HTTP/1.1 connection of the load generator. A
 // request goes out in one write and its reply is read through a buffer, with
 // none of net/http's per-request allocations and goroutine hand-offs: on a
@@ -25,9 +31,8 @@ type clientConn struct {
 	conn net.Conn
 	r    *bufio.Reader
 	wbuf []byte
-	// reused is set once a reply has been read on conn: a later failure
-	// before any reply byte may be the server having closed it while idle.
-	reused bool
+	// lastReply is when the last reply on conn was read.
+	lastReply time.Time
 }
 
 func newClientConn(addr string) *clientConn {
@@ -37,7 +42,7 @@ func newClientConn(addr string) *clientConn {
 func (c *clientConn) close() {
 	if c.conn != nil {
 		c.conn.Close()
-		c.conn, c.r, c.reused = nil, nil, false
+		c.conn, c.r = nil, nil
 	}
 }
 
@@ -46,8 +51,9 @@ var errMalformedReply = errors.New("malformed HTTP reply")
 
 // post sends one POST and returns the reply's status code. The reply body is
 // read and discarded, so the connection can carry the next request. A
-// request that fails on a reused connection before any reply byte arrived is
-// sent once more on a new one, as net/http's client does.
+// request is written once: a connection that failed after the write is not
+// retried, since the server may have taken the request. Cancelling ctx
+// aborts a request in flight.
 func (c *clientConn) post(ctx context.Context, path, headerName, headerValue string, body []byte) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -56,50 +62,63 @@ func (c *clientConn) post(ctx context.Context, path, headerName, headerValue str
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	c.wbuf = appendRequest(c.wbuf[:0], c.addr, path, headerName, headerValue, body)
-	for attempt := 0; ; attempt++ {
-		retry := c.conn != nil && c.reused && attempt == 0
-		status, replied, err := c.roundTrip(deadline)
-		if err == nil {
-			return status, nil
-		}
+	if c.conn != nil && time.Since(c.lastReply) >= idleCheckAfter && !c.alive() {
 		c.close()
-		if !retry || replied {
-			return 0, err
-		}
 	}
-}
-
-// roundTrip writes the prepared request and reads the reply. replied says
-// whether any byte of the reply arrived.
-func (c *clientConn) roundTrip(deadline time.Time) (status int, replied bool, err error) {
 	if c.conn == nil {
 		d := net.Dialer{Timeout: 5 * time.Second, Deadline: deadline}
-		conn, err := d.Dial("tcp", c.addr)
+		conn, err := d.DialContext(ctx, "tcp", c.addr)
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
 		c.conn, c.r = conn, bufio.NewReaderSize(conn, 4096)
 	}
+	if ctx.Done() != nil {
+		conn := c.conn
+		stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+		defer func() {
+			if !stop() {
+				c.close() // cancelled as the reply came in: its deadline is spent
+			}
+		}()
+	}
+	c.wbuf = appendRequest(c.wbuf[:0], c.addr, path, headerName, headerValue, body)
+	status, err := c.roundTrip(deadline)
+	if err != nil {
+		c.close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return 0, ctxErr
+		}
+		return 0, err
+	}
+	return status, nil
+}
+
+// alive reports whether an idle connection is still open: nothing can be
+// waiting to be read on it, so data or the end of the stream means the
+// server closed it (or broke the protocol).
+func (c *clientConn) alive() bool {
+	return c.r.Buffered() == 0 && connOpen(c.conn)
+}
+
+// roundTrip writes the prepared request and reads the reply.
+func (c *clientConn) roundTrip(deadline time.Time) (int, error) {
 	if err := c.conn.SetDeadline(deadline); err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	if _, err := c.conn.Write(c.wbuf); err != nil {
-		return 0, false, err
-	}
-	if _, err := c.r.Peek(1); err != nil {
-		return 0, false, err
+		return 0, err
 	}
 	status, keepAlive, err := readReply(c.r)
 	if err != nil {
-		return 0, true, err
+		return 0, err
 	}
-	if !keepAlive {
-		c.close()
+	if keepAlive {
+		c.lastReply = time.Now()
 	} else {
-		c.reused = true
+		c.close()
 	}
-	return status, true, nil
+	return status, nil
 }
 
 // appendRequest appends a POST of body with the generator's headers.
@@ -132,7 +151,7 @@ func readReply(r *bufio.Reader) (status int, keepAlive bool, err error) {
 			return 0, false, err
 		}
 		// "HTTP/1.1 200 OK"
-		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' || len(line) > 12 && line[12] != ' ' {
 			return 0, false, fmt.Errorf("%w: status line %q", errMalformedReply, line)
 		}
 		status, err = strconv.Atoi(string(line[9:12]))
@@ -141,6 +160,7 @@ func readReply(r *bufio.Reader) (status int, keepAlive bool, err error) {
 		}
 		keepAlive = line[7] == '1'
 		length, chunked := int64(-1), false
+		var sawClose, sawKeepAlive bool
 		for {
 			line, err := readLine(r)
 			if err != nil {
@@ -156,21 +176,29 @@ func readReply(r *bufio.Reader) (status int, keepAlive bool, err error) {
 			value = bytes.TrimSpace(value)
 			switch {
 			case bytes.EqualFold(name, []byte("Content-Length")):
-				length, err = strconv.ParseInt(string(value), 10, 64)
-				if err != nil || length < 0 {
+				n, err := strconv.ParseInt(string(value), 10, 64)
+				if err != nil || n < 0 || length >= 0 && n != length {
 					return 0, false, fmt.Errorf("%w: Content-Length %q", errMalformedReply, value)
 				}
+				length = n
 			case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-				chunked = bytes.EqualFold(value, []byte("chunked"))
+				// The last coding is the framing one.
+				codings := bytes.Split(value, []byte(","))
+				chunked = bytes.EqualFold(bytes.TrimSpace(codings[len(codings)-1]), []byte("chunked"))
 			case bytes.EqualFold(name, []byte("Connection")):
-				if bytes.EqualFold(value, []byte("close")) {
-					keepAlive = false
-				} else if bytes.EqualFold(value, []byte("keep-alive")) {
-					keepAlive = true
+				for _, token := range bytes.Split(value, []byte(",")) {
+					token = bytes.TrimSpace(token)
+					sawClose = sawClose || bytes.EqualFold(token, []byte("close"))
+					sawKeepAlive = sawKeepAlive || bytes.EqualFold(token, []byte("keep-alive"))
 				}
 			}
 		}
-		if status < 200 && status != 101 {
+		if sawClose {
+			keepAlive = false
+		} else if sawKeepAlive {
+			keepAlive = true
+		}
+		if status < 200 {
 			continue // 100 Continue and the like: the reply follows
 		}
 		switch {

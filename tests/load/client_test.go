@@ -59,19 +59,21 @@ func TestClientConnReadsEveryFraming(t *testing.T) {
 	srv, conns := replies(t)
 	c := newClientConn(strings.TrimPrefix(srv.URL, "http://"))
 	defer c.close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, tc := range []struct {
 		path  string
 		want  int
 		conns int64 // connections opened so far
+		open  bool  // the connection is kept for the next request
 	}{
-		{"/length", 202, 1},
-		{"/chunked", 200, 1},
-		{"/empty", 204, 1},
-		{"/length", 202, 1},
-		{"/close", 503, 1}, // the server closes after this reply
-		{"/chunked", 200, 2},
-		{"/missing", 404, 2},
+		{"/length", 202, 1, true},
+		{"/chunked", 200, 1, true},
+		{"/empty", 204, 1, true},
+		{"/length", 202, 1, true},
+		{"/close", 503, 1, false},
+		{"/chunked", 200, 2, true},
+		{"/missing", 404, 2, true},
 	} {
 		status, err := c.post(ctx, tc.path, "X-Test", "yes", []byte(`{"n":1}`))
 		if err != nil || status != tc.want {
@@ -79,6 +81,9 @@ func TestClientConnReadsEveryFraming(t *testing.T) {
 		}
 		if got := conns.Load(); got != tc.conns {
 			t.Fatalf("after %s: %d connections, want %d", tc.path, got, tc.conns)
+		}
+		if open := c.conn != nil; open != tc.open {
+			t.Fatalf("after %s: connection open %v, want %v", tc.path, open, tc.open)
 		}
 	}
 }
@@ -115,11 +120,12 @@ func readRequest(r *bufio.Reader) bool {
 	return err == nil
 }
 
-func TestClientConnResendsOnlyWhenAnIdleConnectionWasClosed(t *testing.T) {
-	var requests atomic.Int64
+func TestClientConnRedialsAnIdleConnectionTheServerClosed(t *testing.T) {
+	var requests, accepted atomic.Int64
 	// Each connection answers one request, then closes without saying so,
 	// as a server does when it drops an idle keep-alive connection.
 	addr := rawServer(t, func(_ int, conn net.Conn) {
+		accepted.Add(1)
 		if readRequest(bufio.NewReader(conn)) {
 			requests.Add(1)
 			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -128,30 +134,72 @@ func TestClientConnResendsOnlyWhenAnIdleConnectionWasClosed(t *testing.T) {
 	c := newClientConn(addr)
 	defer c.close()
 	for i := range 3 {
+		if i > 0 {
+			time.Sleep(idleCheckAfter + 50*time.Millisecond) // idle long enough to be checked
+		}
 		status, err := c.post(context.Background(), "/", "", "", []byte("{}"))
 		if err != nil || status != 200 {
 			t.Fatalf("request %d: status %d, error %v", i, status, err)
 		}
 	}
-	if got := requests.Load(); got != 3 {
-		t.Fatalf("server read %d requests, want 3", got)
+	if requests.Load() != 3 || accepted.Load() != 3 {
+		t.Fatalf("server read %d requests on %d connections, want 3 on 3", requests.Load(), accepted.Load())
 	}
+}
 
-	// A new connection that closes before replying is an error, not sent again.
-	var accepted atomic.Int64
-	addr = rawServer(t, func(_ int, conn net.Conn) {
-		accepted.Add(1)
-		readRequest(bufio.NewReader(conn))
-	})
-	c2 := newClientConn(addr)
-	defer c2.close()
-	_, err := c2.post(context.Background(), "/", "", "", []byte("{}"))
-	if !errors.Is(err, io.EOF) || transportKind(err) != "eof" {
-		t.Fatalf("error %v (%s), want EOF", err, transportKind(err))
+func TestClientConnKeepsAnIdleConnectionTheServerKeeps(t *testing.T) {
+	srv, conns := replies(t)
+	c := newClientConn(strings.TrimPrefix(srv.URL, "http://"))
+	defer c.close()
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(idleCheckAfter + 50*time.Millisecond)
+		}
+		if status, err := c.post(context.Background(), "/length", "X-Test", "yes", []byte(`{"n":1}`)); err != nil || status != 202 {
+			t.Fatalf("request %d: status %d, error %v", i, status, err)
+		}
 	}
-	time.Sleep(50 * time.Millisecond)
-	if got := accepted.Load(); got != 1 {
-		t.Fatalf("%d connections for one request on a new connection, want 1", got)
+	if got := conns.Load(); got != 1 {
+		t.Fatalf("%d connections for two requests on a kept connection, want 1", got)
+	}
+}
+
+func TestClientConnNeverSendsARequestTwice(t *testing.T) {
+	for name, second := range map[string]string{
+		"no reply":             "",
+		"part of a reply":      "HTTP/1.1 2",
+		"headers without body": "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok",
+	} {
+		t.Run(name, func(t *testing.T) {
+			var requests, accepted atomic.Int64
+			// The first request is answered; the second is read, then the
+			// connection breaks after the given part of its reply.
+			addr := rawServer(t, func(_ int, conn net.Conn) {
+				accepted.Add(1)
+				r := bufio.NewReader(conn)
+				if !readRequest(r) {
+					return
+				}
+				requests.Add(1)
+				_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+				if readRequest(r) {
+					requests.Add(1)
+					_, _ = io.WriteString(conn, second)
+				}
+			})
+			c := newClientConn(addr)
+			defer c.close()
+			if status, err := c.post(context.Background(), "/", "", "", []byte("{}")); err != nil || status != 200 {
+				t.Fatalf("first request: status %d, error %v", status, err)
+			}
+			if _, err := c.post(context.Background(), "/", "", "", []byte("{}")); err == nil {
+				t.Fatal("second request: no error")
+			}
+			time.Sleep(50 * time.Millisecond) // a resend would have been accepted by now
+			if requests.Load() != 2 || accepted.Load() != 1 {
+				t.Fatalf("server read %d requests on %d connections, want 2 on 1", requests.Load(), accepted.Load())
+			}
+		})
 	}
 }
 
@@ -159,6 +207,8 @@ func TestClientConnRejectsMalformedReplies(t *testing.T) {
 	for _, reply := range []string{
 		"SMTP ready\r\n\r\n",
 		"HTTP/1.1 2x0 OK\r\n\r\n",
+		"HTTP/1.1 2000\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
 		"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
@@ -178,21 +228,38 @@ func TestClientConnRejectsMalformedReplies(t *testing.T) {
 	}
 }
 
-func TestClientConnReadsAReplyFramedByTheConnection(t *testing.T) {
-	addr := rawServer(t, func(_ int, conn net.Conn) {
-		if readRequest(bufio.NewReader(conn)) {
-			_, _ = io.WriteString(conn, "HTTP/1.0 100 Continue\r\n\r\nHTTP/1.0 401 Unauthorized\r\n\r\nno length")
+func TestClientConnKnowsWhenTheServerKeepsTheConnection(t *testing.T) {
+	for reply, keep := range map[string]bool{
+		"HTTP/1.0 100 Continue\r\n\r\nHTTP/1.0 401 Unauthorized\r\n\r\nno length":                   false,
+		"HTTP/1.0 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno":                                  false,
+		"HTTP/1.0 401 Unauthorized\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nno":        true,
+		"HTTP/1.1 401 Unauthorized\r\nConnection: upgrade, Close\r\nContent-Length: 2\r\n\r\nno":    false,
+		"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nno\r\n0\r\n\r\n": true,
+		"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno":                                  true,
+	} {
+		var requests atomic.Int64
+		addr := rawServer(t, func(_ int, conn net.Conn) {
+			r := bufio.NewReader(conn)
+			for readRequest(r) {
+				requests.Add(1)
+				if _, err := io.WriteString(conn, reply); err != nil || !keep {
+					return
+				}
+			}
+		})
+		c := newClientConn(addr)
+		for i := range 2 { // the second request on the same or a new connection
+			status, err := c.post(context.Background(), "/", "", "", []byte("{}"))
+			if err != nil || status != 401 {
+				t.Fatalf("%.50q, request %d: status %d, error %v", reply, i, status, err)
+			}
+			if open := c.conn != nil; open != keep {
+				t.Fatalf("%.50q: connection kept %v, want %v", reply, open, keep)
+			}
 		}
-	})
-	c := newClientConn(addr)
-	defer c.close()
-	for range 2 { // the second request on a new connection
-		status, err := c.post(context.Background(), "/", "", "", []byte("{}"))
-		if err != nil || status != 401 {
-			t.Fatalf("status %d, error %v", status, err)
-		}
-		if c.conn != nil {
-			t.Fatal("connection kept after a reply framed by its end")
+		c.close()
+		if requests.Load() != 2 {
+			t.Fatalf("%.50q: server read %d requests, want 2", reply, requests.Load())
 		}
 	}
 }
@@ -210,8 +277,17 @@ func TestClientConnStopsAtTheContextDeadline(t *testing.T) {
 	if transportKind(err) != "timeout" {
 		t.Fatalf("error %v (%s), want a timeout", err, transportKind(err))
 	}
+
+	// Cancelled while the request waits for its reply.
 	cancelled, stop := context.WithCancel(context.Background())
-	stop()
+	time.AfterFunc(100*time.Millisecond, stop)
+	if _, err := c.post(cancelled, "/", "", "", []byte("{}")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled in flight: error %v, want context.Canceled", err)
+	}
+	if c.conn != nil {
+		t.Fatal("connection kept after a cancelled request")
+	}
+	// Cancelled before it starts.
 	if _, err := c.post(cancelled, "/", "", "", []byte("{}")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: error %v", err)
 	}

@@ -136,10 +136,11 @@ webhook_batch_messages_total{label="",path="root.input"} 90
 webhook_batch_size{label="",path="root.input"} 7
 webhook_batches_total{label="",path="root.input"} 30
 webhook_batches_total{label="second",path="root.input"} 2
+webhook_batches_total{label="odd } \" x",path="root.input"} 1 1700000000000
 webhook_requests_total 1e+06
 `
 	c, err := parseBatchCounts(text)
-	if err != nil || c.batches != 32 || c.messages != 90 {
+	if err != nil || c.batches != 33 || c.messages != 90 {
 		t.Fatalf("%+v, %v", c, err)
 	}
 	if c, err := parseBatchCounts("process_cpu_seconds_total 3\n"); err != nil || c != (batchCounts{}) {

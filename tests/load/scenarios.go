@@ -200,6 +200,13 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		return fail("interrupted")
 	}
 
+	// Read before the CPU times, so the scrape is not counted as load.
+	var batchesBefore batchCounts
+	if metricsURL != "" {
+		if batchesBefore, err = readBatchCounts(ctx, metricsURL); err != nil {
+			return fail("reading the server's metrics: %v", err)
+		}
+	}
 	var sinkBefore time.Duration
 	if sk != nil {
 		sinkBefore = processesCPU(sk.processes)
@@ -215,12 +222,6 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 	busyBefore, totalBefore, err := machineCPU()
 	if err != nil {
 		return fail("reading the machine's CPU time: %v", err)
-	}
-	var batchesBefore batchCounts
-	if metricsURL != "" {
-		if batchesBefore, err = readBatchCounts(ctx, metricsURL); err != nil {
-			return fail("reading the server's metrics: %v", err)
-		}
 	}
 	var profileDone <-chan error
 	if profileURL != "" && spec.requests == 0 {

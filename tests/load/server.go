@@ -354,8 +354,13 @@ func readBatchCounts(ctx context.Context, url string) (batchCounts, error) {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	switch {
+	case err != nil:
 		return batchCounts{}, err
+	case resp.StatusCode == http.StatusNotFound:
+		return batchCounts{}, nil // no metrics exporter with an endpoint
+	case resp.StatusCode != http.StatusOK:
+		return batchCounts{}, fmt.Errorf("%s: status %d", url, resp.StatusCode)
 	}
 	return parseBatchCounts(string(body))
 }
@@ -369,7 +374,8 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		name := line[:strings.IndexAny(line+" ", "{ ")]
+		nameEnd := strings.IndexAny(line+" ", "{ ")
+		name, rest := line[:nameEnd], line[nameEnd:]
 		var dst *float64
 		switch name {
 		case "webhook_batches_total":
@@ -379,7 +385,15 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		default:
 			continue
 		}
-		value := line[strings.LastIndexByte(line, ' ')+1:]
+		// name{labels} value [timestamp]; label values are quoted and may
+		// hold spaces and braces, but not an unescaped quote.
+		if strings.HasPrefix(rest, "{") {
+			rest = rest[labelsEnd(rest):]
+		}
+		var value string
+		if fields := strings.Fields(rest); len(fields) > 0 {
+			value = fields[0]
+		}
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			return batchCounts{}, fmt.Errorf("metric line %q: %q is not a number", line, value)
@@ -387,4 +401,20 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		*dst += v
 	}
 	return c, nil
+}
+
+// labelsEnd is the index just past the label set that opens s ("{...}").
+func labelsEnd(s string) int {
+	quoted := false
+	for i := 1; i < len(s); i++ {
+		switch {
+		case quoted && s[i] == '\\':
+			i++
+		case s[i] == '"':
+			quoted = !quoted
+		case !quoted && s[i] == '}':
+			return i + 1
+		}
+	}
+	return len(s)
 }
