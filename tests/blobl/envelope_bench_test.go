@@ -37,7 +37,7 @@ var benchCases = []benchCase{
 	{examples.TheCity, "users_update"},
 }
 
-func withResources(b *testing.B, fn func(ctx context.Context, res *service.Resources)) {
+func withResources(b testing.TB, fn func(ctx context.Context, res *service.Resources)) {
 	b.Helper()
 	rb := service.NewResourceBuilder()
 	if err := rb.AddYAML(benchResources); err != nil {
@@ -119,24 +119,16 @@ func BenchmarkParseAndEnvelope(b *testing.B) {
 // becomes an envelope (so a benchmark never measures a failure path).
 func TestBenchCasesMakeEnvelopes(t *testing.T) {
 	for _, c := range benchCases {
-		rb := service.NewResourceBuilder()
-		if err := rb.AddYAML(benchResources); err != nil {
-			t.Fatal(err)
-		}
-		res, closeFn, err := rb.Build()
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		out := process(ctx, t, res, "envelope", process(ctx, t, res, c.provider, received(t, c)))
-		env, err := out.AsStructured()
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := env.(map[string]any)
-		if m["specversion"] != "1.0" || m["provider"] != c.provider || m["data"] == nil {
-			t.Errorf("%s/%s: %v", c.provider, c.example, m)
-		}
-		_ = closeFn(ctx)
+		withResources(t, func(ctx context.Context, res *service.Resources) {
+			out := process(ctx, t, res, "envelope", process(ctx, t, res, c.provider, received(t, c)))
+			env, err := out.AsStructured()
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := env.(map[string]any)
+			if m["specversion"] != "1.0" || m["provider"] != c.provider || m["data"] == nil {
+				t.Errorf("%s/%s: %v", c.provider, c.example, m)
+			}
+		})
 	}
 }
