@@ -33,25 +33,26 @@ import (
 )
 
 const (
-	fieldAddress          = "address"
-	fieldEndpoints        = "endpoints"
-	fieldEPPath           = "path"
-	fieldEPProvider       = "provider"
-	fieldEPSource         = "source"
-	fieldEPLenient        = "lenient_json"
-	fieldEPAuth           = "auth"
-	fieldMaxBodyBytes     = "max_body_bytes"
-	fieldTimeout          = "timeout"
-	fieldReadTimeout      = "read_timeout"
-	fieldReadHeaderTO     = "read_header_timeout"
-	fieldIdleTimeout      = "idle_timeout"
-	fieldMaxInFlight      = "max_in_flight"
-	fieldMaxBatchSize     = "max_batch_size"
-	fieldBatchPeriod      = "batch_period"
-	fieldContentTypes     = "allowed_content_types"
-	fieldMetadataHeaders  = "metadata_headers"
-	fieldRateLimit        = "rate_limit"
-	fieldShutdownDeadline = "shutdown_timeout"
+	fieldAddress           = "address"
+	fieldEndpoints         = "endpoints"
+	fieldEPPath            = "path"
+	fieldEPProvider        = "provider"
+	fieldEPSource          = "source"
+	fieldEPLenient         = "lenient_json"
+	fieldEPAuth            = "auth"
+	fieldMaxBodyBytes      = "max_body_bytes"
+	fieldTimeout           = "timeout"
+	fieldReadTimeout       = "read_timeout"
+	fieldReadHeaderTO      = "read_header_timeout"
+	fieldIdleTimeout       = "idle_timeout"
+	fieldMaxInFlight       = "max_in_flight"
+	fieldMaxBatchSize      = "max_batch_size"
+	fieldBatchPeriod       = "batch_period"
+	fieldMaxPendingBatches = "max_pending_batches"
+	fieldContentTypes      = "allowed_content_types"
+	fieldMetadataHeaders   = "metadata_headers"
+	fieldRateLimit         = "rate_limit"
+	fieldShutdownDeadline  = "shutdown_timeout"
 )
 
 // Metadata keys set on every message.
@@ -117,6 +118,7 @@ fail its neighbours.
 			service.NewIntField(fieldMaxInFlight).Description("The most requests processed at once; more answer 503 with `Retry-After` at once instead of piling up.").Default(1024),
 			service.NewIntField(fieldMaxBatchSize).Description("The most concurrent requests gathered into one message batch.").Default(256).Advanced(),
 			service.NewDurationField(fieldBatchPeriod).Description("How long to wait for more requests before a batch is released. The default, 0s, releases at once whatever has arrived, so batching costs no latency.").Default("0s").Advanced(),
+			service.NewIntField(fieldMaxPendingBatches).Description("The most batches handed to the pipeline and not yet acknowledged. While that many are pending, arriving requests wait and go into the next batch together, so a sink that writes each batch as it comes (`sql_insert`, `kafka_franz`) gets fewer, larger writes: one transaction for many webhooks instead of one each, which is most of what a database spends per row. 0 sets no limit. Leave it at 0 when the output gathers batches itself (a `batching` policy with a `period`): it acknowledges nothing until its period ends, so a limit would hold every request that long.").Default(0).Advanced(),
 			service.NewStringListField(fieldContentTypes).Description("Accepted media types, without parameters (a request's own parameters such as `charset` are ignored); `+json` suffixes of these are accepted too. A request without `Content-Type` is accepted.").Default([]string{"application/json"}).Advanced(),
 			service.NewStringListField(fieldMetadataHeaders).Description("Request headers copied into metadata under their lower-case names. Do not list headers that carry secrets when the metadata reaches a sink.").Default([]string{"User-Agent"}),
 			service.NewStringField(fieldRateLimit).Description("An optional `rate_limit` resource; requests over it answer 429 with `Retry-After`.").Default("").Advanced(),
@@ -205,13 +207,16 @@ type webhookServer struct {
 	log *service.Logger
 	mgr *service.Resources
 
-	address      string
-	exact        map[string]*endpoint
-	prefixed     []*endpoint
-	maxBody      int64
-	timeout      time.Duration
-	maxBatch     int
-	batchPeriod  time.Duration
+	address     string
+	exact       map[string]*endpoint
+	prefixed    []*endpoint
+	maxBody     int64
+	timeout     time.Duration
+	maxBatch    int
+	batchPeriod time.Duration
+	// batchSlots holds a token for each batch handed to the pipeline and
+	// not yet acknowledged; nil when max_pending_batches sets no limit.
+	batchSlots   chan struct{}
 	contentTypes []string
 	metaHeaders  []metaHeader
 	rateLimit    string
@@ -309,6 +314,16 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 	}
 	if w.batchPeriod, err = conf.FieldDuration(fieldBatchPeriod); err != nil {
 		return nil, err
+	}
+	maxPending, err := conf.FieldInt(fieldMaxPendingBatches)
+	if err != nil {
+		return nil, err
+	}
+	if maxPending < 0 {
+		return nil, errors.New("max_pending_batches must not be negative")
+	}
+	if maxPending > 0 {
+		w.batchSlots = make(chan struct{}, maxPending)
 	}
 	ct, err := conf.FieldStringList(fieldContentTypes)
 	if err != nil {
@@ -523,9 +538,13 @@ func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, se
 			}
 		}()
 	})
+	if err := w.takeBatchSlot(ctx); err != nil {
+		return nil, nil, err
+	}
 	for {
 		reqs, err := w.gather(ctx)
 		if err != nil {
+			w.releaseBatchSlot()
 			return nil, nil, err
 		}
 		if w.arch != nil && w.arch.out != nil {
@@ -535,6 +554,29 @@ func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, se
 			batch, ack := w.handOver(reqs)
 			return batch, ack, nil
 		}
+	}
+}
+
+// takeBatchSlot waits until fewer than max_pending_batches batches are
+// unacknowledged. Requests arriving meanwhile stay queued for the next batch.
+func (w *webhookServer) takeBatchSlot(ctx context.Context) error {
+	if w.batchSlots == nil {
+		return nil
+	}
+	select {
+	case w.batchSlots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		w.beginStopping()
+		return ctx.Err()
+	case <-w.closing:
+		return service.ErrNotConnected
+	}
+}
+
+func (w *webhookServer) releaseBatchSlot() {
+	if w.batchSlots != nil {
+		<-w.batchSlots
 	}
 }
 
@@ -619,7 +661,11 @@ func (w *webhookServer) handOver(reqs []*pendingRequest) (service.MessageBatch, 
 		batch[i] = r.msg
 	}
 	index := batch.Index()
+	var acked atomic.Bool
 	return batch, func(_ context.Context, err error) error {
+		if !acked.Swap(true) {
+			w.releaseBatchSlot()
+		}
 		if err == nil {
 			for _, r := range reqs {
 				r.done <- nil

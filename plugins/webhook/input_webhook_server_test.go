@@ -521,6 +521,12 @@ webhook_server:
   endpoints:
     - { path: a, provider: x, auth: { allow_unauthenticated: true } }
 `, "must start with /"},
+		"negative pending batches": {`
+webhook_server:
+  max_pending_batches: -1
+  endpoints:
+    - { path: /a, provider: x, auth: { allow_unauthenticated: true } }
+`, "max_pending_batches must not be negative"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			conf := c.conf

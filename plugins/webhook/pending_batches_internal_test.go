@@ -1,0 +1,228 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// pendingTestServer is a connected webhook_server with one endpoint that
+// takes any body, driven through ReadBatch by the test itself.
+func pendingTestServer(t *testing.T, maxPending int) (*webhookServer, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf, err := inputSpec().ParseYAML(fmt.Sprintf(`
+address: %s
+timeout: 5s
+max_pending_batches: %d
+health: { drain_on_signal: false }
+endpoints:
+  - { path: /hook, provider: test, auth: { allow_unauthenticated: true } }
+`, addr, maxPending), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := newWebhookServer(conf, service.MockResources())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	return w, "http://" + addr + "/hook"
+}
+
+// post sends one webhook in the background; its status arrives on the
+// returned channel.
+func post(t *testing.T, url string, n int) <-chan int {
+	t.Helper()
+	status := make(chan int, 1)
+	go func() {
+		res, err := http.Post(url, "application/json", strings.NewReader(fmt.Sprintf(`{"n":%d}`, n)))
+		if err != nil {
+			status <- 0
+			return
+		}
+		res.Body.Close()
+		status <- res.StatusCode
+	}()
+	return status
+}
+
+// waitQueued waits until n requests wait to be taken by the pipeline.
+func waitQueued(t *testing.T, w *webhookServer, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for w.ready.queued.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", w.ready.queued.Load(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+type readResult struct {
+	batch service.MessageBatch
+	ack   service.AckFunc
+	err   error
+}
+
+func readInBackground(ctx context.Context, w *webhookServer) <-chan readResult {
+	out := make(chan readResult, 1)
+	go func() {
+		b, ack, err := w.ReadBatch(ctx)
+		out <- readResult{b, ack, err}
+	}()
+	return out
+}
+
+// With max_pending_batches reached, the next batch is held until a pending
+// one is acknowledged, and everything that arrived meanwhile goes into it.
+func TestMaxPendingBatchesGathersWhileBusy(t *testing.T) {
+	w, url := pendingTestServer(t, 1)
+	ctx := context.Background()
+
+	first := post(t, url, 0)
+	waitQueued(t, w, 1)
+	batch, ack, err := w.ReadBatch(ctx)
+	if err != nil || len(batch) != 1 {
+		t.Fatalf("first batch: %d messages, error %v", len(batch), err)
+	}
+
+	var later []<-chan int
+	for i := 1; i <= 3; i++ {
+		later = append(later, post(t, url, i))
+	}
+	waitQueued(t, w, 3)
+	next := readInBackground(ctx, w)
+	select {
+	case r := <-next:
+		t.Fatalf("a second batch (%d messages, error %v) was handed over while the first was pending", len(r.batch), r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	if err := ack(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-first; s != http.StatusOK {
+		t.Errorf("first request: status %d, want 200", s)
+	}
+	var r readResult
+	select {
+	case r = <-next:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no batch after the pending one was acknowledged")
+	}
+	if r.err != nil || len(r.batch) != 3 {
+		t.Fatalf("second batch: %d messages, error %v; want the 3 that waited", len(r.batch), r.err)
+	}
+	if err := r.ack(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range later {
+		if got := <-s; got != http.StatusOK {
+			t.Errorf("request %d: status %d, want 200", i+1, got)
+		}
+	}
+}
+
+// A failed write frees the slot as well: the next batch goes out, and the
+// failed request is answered 503.
+func TestMaxPendingBatchesFreedByNack(t *testing.T) {
+	w, url := pendingTestServer(t, 1)
+	ctx := context.Background()
+	failed := post(t, url, 0)
+	waitQueued(t, w, 1)
+	_, ack, err := w.ReadBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ack(ctx, errors.New("sink down")); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-failed; s != http.StatusServiceUnavailable {
+		t.Errorf("nacked request: status %d, want 503", s)
+	}
+	ok := post(t, url, 1)
+	waitQueued(t, w, 1)
+	r := readInBackground(ctx, w)
+	select {
+	case res := <-r:
+		if res.err != nil || len(res.batch) != 1 {
+			t.Fatalf("batch after the nack: %d messages, error %v", len(res.batch), res.err)
+		}
+		if err := res.ack(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the nacked batch still holds its slot")
+	}
+	if s := <-ok; s != http.StatusOK {
+		t.Errorf("status %d, want 200", s)
+	}
+}
+
+// A ReadBatch waiting for a slot ends when the engine stops reading or the
+// input closes, so shutdown never waits on a batch that will not be acked.
+func TestMaxPendingBatchesWaitEndsAtShutdown(t *testing.T) {
+	for _, stop := range []string{"context", "close"} {
+		t.Run(stop, func(t *testing.T) {
+			w, url := pendingTestServer(t, 1)
+			post(t, url, 0)
+			waitQueued(t, w, 1)
+			if _, _, err := w.ReadBatch(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := readInBackground(ctx, w)
+			if stop == "context" {
+				cancel()
+			} else {
+				go func() { _ = w.Close(context.Background()) }()
+			}
+			select {
+			case res := <-r:
+				if res.err == nil {
+					t.Fatalf("ReadBatch returned %d messages and no error", len(res.batch))
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("ReadBatch still waits for a slot")
+			}
+		})
+	}
+}
+
+// Without a limit (the default) batches go out while others are pending.
+func TestNoPendingBatchLimitByDefault(t *testing.T) {
+	w, url := pendingTestServer(t, 0)
+	ctx := context.Background()
+	post(t, url, 0)
+	waitQueued(t, w, 1)
+	if _, _, err := w.ReadBatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	post(t, url, 1)
+	waitQueued(t, w, 1)
+	select {
+	case r := <-readInBackground(ctx, w):
+		if r.err != nil || len(r.batch) != 1 {
+			t.Fatalf("%d messages, error %v", len(r.batch), r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second batch waited for the first without a limit")
+	}
+}
