@@ -120,6 +120,44 @@ func (r *phaseResult) rps() float64 {
 	return float64(r.sent) / r.elapsed.Seconds()
 }
 
+// add returns the sum of r and o, two phases of the same scenario: their
+// requests, time and errors added, their latencies merged in order. A nil r
+// is an empty phase.
+func (r *phaseResult) add(o *phaseResult) *phaseResult {
+	sum := &phaseResult{statuses: map[int]int64{}, transport: map[string]int64{}}
+	for _, p := range []*phaseResult{r, o} {
+		if p == nil {
+			continue
+		}
+		sum.elapsed += p.elapsed
+		sum.sent += p.sent
+		sum.ok += p.ok
+		for c, n := range p.statuses {
+			sum.statuses[c] += n
+		}
+		for k, n := range p.transport {
+			sum.transport[k] += n
+		}
+	}
+	var a, b []time.Duration
+	if r != nil {
+		a = r.latencies
+	}
+	if o != nil {
+		b = o.latencies
+	}
+	sum.latencies = make([]time.Duration, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] <= b[0] {
+			sum.latencies, a = append(sum.latencies, a[0]), a[1:]
+		} else {
+			sum.latencies, b = append(sum.latencies, b[0]), b[1:]
+		}
+	}
+	sum.latencies = append(append(sum.latencies, a...), b...)
+	return sum
+}
+
 // percentile is the nearest-rank percentile of the recorded latencies: the
 // smallest value that at least q of the requests did not exceed.
 func (r *phaseResult) percentile(q float64) time.Duration {

@@ -9,16 +9,26 @@ import (
 )
 
 // TestSmokeSinksStoreEvery200 runs the smoke version of the Postgres (d) and
-// Kafka (e) scenarios against real servers found or started by the test
-// harness, and checks the promise behind every 200: the sink holds exactly
-// one row or record per request answered 200. An unavailable service fails
-// the test.
+// Kafka (e) scenarios side by side with (c), in turns, against real servers
+// found or started by the test harness, and checks the promise behind every
+// 200: the sink holds exactly one row or record per request answered 200. An
+// unavailable service fails the test.
 func TestSmokeSinksStoreEvery200(t *testing.T) {
 	var out strings.Builder
-	rep, err := run(context.Background(), smokeOptions("d", "e"), &out, false)
+	rep, err := run(context.Background(), smokeOptions("c", "d", "e"), &out, false)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
+	}
+	checkClean(t, rep, "c")
+	// 1 s in turns of 250 ms: four cycles, each pairing both sinks with c.
+	if len(rep.Cycles) != 4 {
+		t.Errorf("%d cycles of turns, want 4", len(rep.Cycles))
+	}
+	for i, c := range rep.Cycles {
+		if c.Ratios["d/c"] <= 0 || c.Ratios["e/c"] <= 0 || c.CPURatios["d/c"] <= 0 {
+			t.Errorf("cycle %d: ratios %v, per CPU-second %v", i, c.Ratios, c.CPURatios)
+		}
 	}
 	for _, key := range []string{"d", "e"} {
 		r := checkClean(t, rep, key)

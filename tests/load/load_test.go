@@ -2,18 +2,21 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// smokeOptions is the CI smoke run (-smoke) of the given scenarios.
+// smokeOptions is the CI smoke run (-smoke) of the given scenarios, side by
+// side in turns.
 func smokeOptions(scenarios ...string) options {
 	return options{
 		scenarios:   scenarios,
 		duration:    time.Second,
 		concurrency: 8,
 		warmup:      200 * time.Millisecond,
+		slice:       250 * time.Millisecond,
 		pin:         true, // ignored in tests: the test process stays unpinned
 	}
 }
@@ -46,7 +49,10 @@ func checkClean(t *testing.T, rep *report, key string) *result {
 // signed and authenticated as in production, must be answered 200.
 func TestSmokeBareAndHookpipe(t *testing.T) {
 	var out strings.Builder
-	rep, err := run(context.Background(), smokeOptions("a", "c"), &out, false)
+	// One after the other (-slice 0), each alone: the other way of running.
+	opts := smokeOptions("a", "c")
+	opts.slice = 0
+	rep, err := run(context.Background(), opts, &out, false)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +63,9 @@ func TestSmokeBareAndHookpipe(t *testing.T) {
 	}
 	if _, ok := rep.Ratios["c/a"]; !ok {
 		t.Errorf("no c/a ratio: %v", rep.Ratios)
+	}
+	if len(rep.Cycles) != 0 {
+		t.Errorf("%d cycles of turns in a run without slices", len(rep.Cycles))
 	}
 	if code := rep.exitCode(options{requireAll: true}); code != 0 {
 		t.Errorf("exit code %d", code)
@@ -109,6 +118,57 @@ func TestMedianRatios(t *testing.T) {
 	got := medianRatios(rounds, func(rd round) map[string]float64 { return rd.Ratios })
 	if got["c/b"] != 0.9 || got["d/c"] != 0.3 {
 		t.Fatalf("%v", got)
+	}
+}
+
+func TestRatioSpread(t *testing.T) {
+	var cycles []round
+	for _, v := range []float64{0.5, 0.9, 0.6, 0.8, 0.7, 0.1, 1.0, 0.4} {
+		cycles = append(cycles, round{Ratios: map[string]float64{"d/c": v}})
+	}
+	// Sorted: 0.1 0.4 0.5 0.6 0.7 0.8 0.9 1.0; nearest ranks 2, 4 and 6.
+	med := medianRatios(cycles, func(rd round) map[string]float64 { return rd.Ratios })
+	spread := ratioSpread(cycles, func(rd round) map[string]float64 { return rd.Ratios })
+	if med["d/c"] != 0.6 || spread["d/c"] != [2]float64{0.4, 0.8} {
+		t.Fatalf("median %v, spread %v", med, spread)
+	}
+	if one := nearestRank([]float64{3}, 0.25); one != 3 {
+		t.Errorf("one value: %v", one)
+	}
+}
+
+func TestPhaseResultAdd(t *testing.T) {
+	a := &phaseResult{elapsed: time.Second, sent: 3, ok: 2, latencies: []time.Duration{1, 4, 9},
+		statuses: map[int]int64{503: 1}, transport: map[string]int64{}}
+	b := &phaseResult{elapsed: 2 * time.Second, sent: 4, ok: 3, latencies: []time.Duration{2, 3, 4, 10},
+		statuses: map[int]int64{503: 1}, transport: map[string]int64{"eof": 1}}
+	var none *phaseResult
+	sum := none.add(a).add(b)
+	want := []time.Duration{1, 2, 3, 4, 4, 9, 10}
+	if !slices.Equal(sum.latencies, want) {
+		t.Errorf("latencies %v, want %v", sum.latencies, want)
+	}
+	if sum.sent != 7 || sum.ok != 5 || sum.elapsed != 3*time.Second || sum.statuses[503] != 2 || sum.transport["eof"] != 1 {
+		t.Errorf("sum %+v", sum)
+	}
+	if sum.rps() != 7.0/3 {
+		t.Errorf("rps %v", sum.rps())
+	}
+	if len(a.latencies) != 3 || a.sent != 3 {
+		t.Errorf("add changed its receiver: %+v", a)
+	}
+}
+
+func TestSliceOption(t *testing.T) {
+	o, err := parseOptions(nil, &strings.Builder{})
+	if err != nil || o.slice != time.Second {
+		t.Fatalf("default slice %v (%v)", o.slice, err)
+	}
+	if o, _ := parseOptions([]string{"-smoke"}, &strings.Builder{}); o.slice != 250*time.Millisecond {
+		t.Errorf("smoke slice %v", o.slice)
+	}
+	if _, err := parseOptions([]string{"-slice", "-1s"}, &strings.Builder{}); err == nil {
+		t.Error("a negative slice was accepted")
 	}
 }
 

@@ -16,11 +16,18 @@
 // peak RSS and CPU time, the ratios c/a, c/b, d/c and e/c, and for d and e
 // whether every request answered 200 is stored.
 //
+// The scenarios run side by side: all servers are started, and the load
+// moves from one to the next every -slice (1 s), so that each ratio pairs
+// figures measured seconds apart; the ratios reported are the medians over
+// these cycles of turns, with their spread. On a shared machine whose speed
+// drifts by half within a minute, that is what makes them mean something.
+//
 //	go run ./tests/load                          # all scenarios, 10 s each
 //	go run ./tests/load -scenarios a,b,c -duration 5s
 //	go run ./tests/load -scenarios c -half-peak  # p99 at half of c's peak
 //	go run ./tests/load -smoke                   # 1 s each, for CI
 //	go run ./tests/load -scenarios b,c -rounds 5 # medians of 5 interleaved rounds
+//	go run ./tests/load -slice 0                 # each scenario alone, one after the other
 //	go run ./tests/load -scenarios c -cpuprofile /tmp/prof  # where c's CPU goes
 //
 // A scenario whose service (Postgres, Kafka) cannot be had is reported as
@@ -37,6 +44,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -67,6 +75,7 @@ type options struct {
 	verbose     bool
 	profileDir  string
 	rounds      int
+	slice       time.Duration
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -87,6 +96,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.cityHMAC, "city-hmac", false, "sign The City's requests with HMAC-SHA256 of the body (city_signature mode hmac_sha256) instead of sending the shared secret")
 	fs.BoolVar(&o.verbose, "v", false, "log service start-up details")
 	fs.IntVar(&o.rounds, "rounds", 1, "run the scenario list this many times, interleaved (b c b c ...), and report each scenario's median round; the ratios of every round are printed too")
+	fs.DurationVar(&o.slice, "slice", time.Second, "run the scenarios side by side, the load moving from one to the next every slice, and take each ratio within a cycle of turns (0: one scenario after the other, each alone; so are -requests, -rate and -cpuprofile runs)")
 	fs.StringVar(&o.profileDir, "cpuprofile", "", "write a CPU profile of each hookpipe or stock-engine server's measured phase to this directory (<scenario>.pprof, read with go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -105,6 +115,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["warmup"] {
 			o.warmup = 200 * time.Millisecond
+		}
+		if !set["slice"] {
+			o.slice = 250 * time.Millisecond
 		}
 	}
 	seen := map[string]bool{}
@@ -130,6 +143,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-requests and -rate must not be negative")
 	case o.requests == 0 && o.duration <= 0:
 		return o, errors.New("-duration must be positive")
+	case o.slice < 0:
+		return o, errors.New("-slice must not be negative")
 	}
 	return o, nil
 }
@@ -171,6 +186,12 @@ type report struct {
 	// scenarios ran more than once (-rounds); Results then holds each
 	// scenario's median round.
 	Rounds []round `json:"rounds,omitempty"`
+	// Cycles holds the ratios of every cycle of turns when the scenarios
+	// ran side by side (-slice); Ratios and CPURatios are then their medians.
+	Cycles []round `json:"cycles,omitempty"`
+	// CycleSpread is, for each ratio, its 25th and 75th percentile over the
+	// cycles: how much the machine moved it.
+	CycleSpread map[string][2]float64 `json:"cycle_spread,omitempty"`
 }
 
 type round struct {
@@ -226,18 +247,42 @@ func ratios(results []*result) (throughput, perCPU map[string]float64) {
 // medianRatios is, for each ratio, the median over the rounds that have it
 // (the lower middle one for an even count).
 func medianRatios(rounds []round, of func(round) map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, vs := range ratioValues(rounds, of) {
+		out[k] = nearestRank(vs, 0.5)
+	}
+	return out
+}
+
+// ratioSpread is, for each ratio, its 25th and 75th percentile over the
+// rounds that have it.
+func ratioSpread(rounds []round, of func(round) map[string]float64) map[string][2]float64 {
+	out := map[string][2]float64{}
+	for k, vs := range ratioValues(rounds, of) {
+		out[k] = [2]float64{nearestRank(vs, 0.25), nearestRank(vs, 0.75)}
+	}
+	return out
+}
+
+// ratioValues gathers each ratio's values over the rounds, sorted.
+func ratioValues(rounds []round, of func(round) map[string]float64) map[string][]float64 {
 	all := map[string][]float64{}
 	for _, rd := range rounds {
 		for k, v := range of(rd) {
 			all[k] = append(all[k], v)
 		}
 	}
-	out := map[string]float64{}
-	for k, vs := range all {
+	for _, vs := range all {
 		slices.Sort(vs)
-		out[k] = vs[(len(vs)-1)/2]
 	}
-	return out
+	return all
+}
+
+// nearestRank is the smallest of the sorted values that at least q of them
+// do not exceed: for q 0.5 and an even count, the lower middle one.
+func nearestRank(sorted []float64, q float64) float64 {
+	rank := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(rank, 0), len(sorted)-1)]
 }
 
 // medianRounds picks, for each scenario, its round with the median
@@ -302,6 +347,10 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	rep.Bodies = fmt.Sprintf("mean %.0f B; %s", r.mix.meanSize, strings.Join(r.mix.groups, ", "))
 	spec := loadSpec{concurrency: opts.concurrency, duration: opts.duration, requests: opts.requests, rate: opts.rate}
 	rep.Load = fmt.Sprintf("%s per scenario after %s warm-up", spec, opts.warmup)
+	sliced := opts.slice > 0 && len(opts.scenarios) > 1 && opts.requests == 0 && opts.rate == 0 && opts.profileDir == ""
+	if sliced {
+		rep.Load += fmt.Sprintf("; the scenarios side by side, the load moving to the next every %s", opts.slice)
+	}
 	fmt.Fprintf(out, "machine: %d CPUs, %s; pinning: %s\n", rep.CPUs, rep.GoVersion, rep.Pinning)
 	fmt.Fprintf(out, "bodies: %s; The City signature: %s\n", rep.Bodies, r.citySignatureMode())
 	fmt.Fprintf(out, "load: %s\n\n", rep.Load)
@@ -312,13 +361,24 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 			fmt.Fprintf(out, "round %d of %d\n", n, opts.rounds)
 		}
 		var rd round
-		for _, key := range opts.scenarios {
-			def, _ := scenarioByKey(key)
-			res := r.runScenario(ctx, def, spec)
-			rd.Results = append(rd.Results, res)
-			printProgress(out, res)
-			if ctx.Err() != nil {
-				break
+		if sliced {
+			var defs []scenarioDef
+			for _, key := range opts.scenarios {
+				def, _ := scenarioByKey(key)
+				defs = append(defs, def)
+			}
+			var cycles []round
+			rd.Results, cycles = r.runSliced(ctx, defs, spec, opts.slice, out)
+			rep.Cycles = append(rep.Cycles, cycles...)
+		} else {
+			for _, key := range opts.scenarios {
+				def, _ := scenarioByKey(key)
+				res := r.runScenario(ctx, def, spec)
+				rd.Results = append(rd.Results, res)
+				printProgress(out, res)
+				if ctx.Err() != nil {
+					break
+				}
 			}
 		}
 		rd.Ratios, rd.CPURatios = ratios(rd.Results)
@@ -353,7 +413,14 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	}
 
 	rep.Ratios, rep.CPURatios = ratios(rep.Results)
-	if len(rep.Rounds) > 1 {
+	switch {
+	case len(rep.Cycles) > 0:
+		// Each cycle pairs scenarios measured within seconds of each other:
+		// the median of those is steadier still than the rounds'.
+		rep.Ratios = medianRatios(rep.Cycles, func(rd round) map[string]float64 { return rd.Ratios })
+		rep.CPURatios = medianRatios(rep.Cycles, func(rd round) map[string]float64 { return rd.CPURatios })
+		rep.CycleSpread = ratioSpread(rep.Cycles, func(rd round) map[string]float64 { return rd.Ratios })
+	case len(rep.Rounds) > 1:
 		// Each round's ratio pairs scenarios run back to back: the median of
 		// those is steadier than a ratio of two medians from different rounds.
 		rep.Ratios = medianRatios(rep.Rounds, func(rd round) map[string]float64 { return rd.Ratios })
@@ -418,12 +485,21 @@ func printReport(out io.Writer, rep *report) {
 	printTable(out, rows, 2)
 	fmt.Fprintln(out)
 	if len(rep.Rounds) > 1 {
-		fmt.Fprintf(out, "(each scenario's median of %d interleaved rounds; the ratios are the medians of the rounds' ratios)\n", len(rep.Rounds))
+		fmt.Fprintf(out, "(each scenario's median of %d interleaved rounds)\n", len(rep.Rounds))
 		for i, rd := range rep.Rounds {
 			fmt.Fprintf(out, "round %d throughput ratios:              %s\n", i+1, formatRatios(rd.Ratios))
 		}
 	}
+	switch {
+	case len(rep.Cycles) > 0:
+		fmt.Fprintf(out, "(the ratios below are medians over %d cycles of turns, each pairing scenarios measured seconds apart)\n", len(rep.Cycles))
+	case len(rep.Rounds) > 1:
+		fmt.Fprintln(out, "(the ratios below are the medians of the rounds' ratios)")
+	}
 	fmt.Fprintf(out, "throughput ratios (req/s, same run):     %s\n", formatRatios(rep.Ratios))
+	if len(rep.CycleSpread) > 0 {
+		fmt.Fprintf(out, "  25th-75th percentile over the cycles:  %s\n", formatSpread(rep.CycleSpread))
+	}
 	fmt.Fprintf(out, "efficiency ratios (req/CPU-s, same run): %s\n", formatRatios(rep.CPURatios))
 
 	if half := rep.byKey("c-half"); half != nil {
@@ -479,6 +555,17 @@ func formatRatios(m map[string]float64) string {
 			parts = append(parts, fmt.Sprintf("%s %.3f", k, v))
 		} else {
 			parts = append(parts, k+" n/a")
+		}
+	}
+	return strings.Join(parts, "   ")
+}
+
+func formatSpread(m map[string][2]float64) string {
+	var parts []string
+	for _, q := range ratioPairs {
+		k := q[0] + "/" + q[1]
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.2f-%.2f", k, v[0], v[1]))
 		}
 	}
 	return strings.Join(parts, "   ")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -119,34 +121,99 @@ type runner struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// runScenario starts the scenario's service and server, waits until the
-// server accepts both providers, warms up, measures, verifies the sink and
-// tears everything down.
-func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec) (res *result) {
-	res = &result{Key: def.key, Title: def.title, Load: spec.String(), Errors: map[string]int64{}}
-	tb := &serviceTB{name: def.key, verbose: r.opts.verbose}
-	defer tb.cleanup()
+// liveScenario is a scenario whose sink and server are up and accepting:
+// measured in one phase, or in slices taking turns with other scenarios.
+type liveScenario struct {
+	def        scenarioDef
+	res        *result
+	tb         *serviceTB
+	sk         *sink
+	srv        *serverProc
+	gen        *generator
+	metricsURL string
+	profileURL string
+	batches    batchCounts // the input's counters before the first measured phase
+
+	// What the measured phases saw, added up.
+	phase                   *phaseResult
+	serverCPU, sinkCPU      time.Duration
+	loadCPU                 time.Duration
+	machineBusy, machineAll int64
+
+	closed bool
+}
+
+// phaseFigures are one measured phase's throughput and requests per server
+// CPU-second, for the ratios of one slice cycle.
+type phaseFigures struct {
+	rps, perCPU float64
+}
+
+// fail records a failure of the scenario and returns its result.
+func (l *liveScenario) fail(format string, args ...any) *result {
+	l.res.Status, l.res.Reason = statusFailed, fmt.Sprintf(format, args...)
+	return l.res
+}
+
+// close stops the server and the sink; once.
+func (l *liveScenario) close() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	if l.gen != nil {
+		l.gen.close()
+	}
+	if l.srv != nil {
+		l.srv.stop()
+	}
+	l.tb.cleanup()
+}
+
+// runScenario runs one scenario on its own: start, warm up, measure for the
+// whole spec, verify, tear down.
+func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec) *result {
+	l, failed := r.start(ctx, def)
+	if failed != nil {
+		return failed
+	}
+	defer l.close()
+	l.res.Load = spec.String()
+	if err := r.warm(ctx, l, spec); err != nil {
+		return l.fail("%v", err)
+	}
+	if _, err := r.measure(ctx, l, spec, r.opts.profileDir != ""); err != nil {
+		return l.fail("%v", err)
+	}
+	return r.finish(ctx, l)
+}
+
+// start starts the scenario's service and server and waits until the server
+// accepts both providers. A service that cannot be had makes the scenario
+// skipped; anything else that goes wrong, failed. On failure nothing is left
+// running.
+func (r *runner) start(ctx context.Context, def scenarioDef) (l *liveScenario, failed *result) {
+	l = &liveScenario{def: def, tb: &serviceTB{name: def.key, verbose: r.opts.verbose}}
+	l.res = &result{Key: def.key, Title: def.title, Errors: map[string]int64{}}
 	defer func() {
 		if p := recover(); p != nil {
 			su, ok := p.(serviceUnavailable)
 			if !ok {
 				panic(p)
 			}
-			res.Status, res.Reason = statusSkipped, su.reason
+			l.res.Status, l.res.Reason = statusSkipped, su.reason
+		}
+		if l.res.Status != "" {
+			l.close()
+			failed = l.res
 		}
 	}()
-	fail := func(format string, args ...any) *result {
-		res.Status, res.Reason = statusFailed, fmt.Sprintf(format, args...)
-		return res
-	}
-
-	var sk *sink
 	if def.sink != nil {
-		sk = def.sink(tb)
+		l.sk = def.sink(l.tb)
 	}
 	addr, err := freeAddr()
 	if err != nil {
-		return fail("no free port: %v", err)
+		return l, l.fail("no free port: %v", err)
 	}
 	env := []string{
 		"CONTROLSHIFT_USERNAME=" + r.cred.csUser,
@@ -155,114 +222,144 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		"THECITY_SIGNATURE_MODE=" + r.citySignatureMode(),
 		"HOOKPIPE_ADDRESS=" + addr,
 	}
-	if sk != nil {
-		env = append(env, sk.env...)
+	if l.sk != nil {
+		env = append(env, l.sk.env...)
 	}
-	var bin, profileURL, metricsURL string
+	var bin string
 	var args []string
 	if def.bare {
 		bin, args = r.bareBin, []string{"-addr", addr}
 	} else {
 		httpAddr, err := freeAddr()
 		if err != nil {
-			return fail("no free port: %v", err)
+			return l, l.fail("no free port: %v", err)
 		}
 		env = append(env, "HOOKPIPE_HTTP_ADDRESS="+httpAddr)
-		metricsURL = "http://" + httpAddr + "/metrics"
+		l.metricsURL = "http://" + httpAddr + "/metrics"
 		if r.opts.profileDir != "" {
 			env = append(env, "HOOKPIPE_DEBUG_ENDPOINTS=true")
-			profileURL = "http://" + httpAddr + "/debug/pprof/profile"
+			l.profileURL = "http://" + httpAddr + "/debug/pprof/profile"
 		}
 		bin, args = r.hookpipeBin, []string{"run", filepath.Join(r.repo, "tests", "load", "configs", def.config)}
 	}
 	// The repository root is the working directory: configs import
 	// blobl/envelope.blobl relative to it.
-	srv, err := startServer(bin, args, env, r.repo, filepath.Join(tb.TempDir(), "server.log"), r.pinned)
-	if err != nil {
-		return fail("%v", err)
+	if l.srv, err = startServer(bin, args, env, r.repo, filepath.Join(l.tb.TempDir(), "server.log"), r.pinned); err != nil {
+		return l, l.fail("%v", err)
 	}
-	defer srv.stop()
-	if err := srv.waitListening(addr, 60*time.Second); err != nil {
-		return fail("%v", err)
+	if err := l.srv.waitListening(addr, 60*time.Second); err != nil {
+		return l, l.fail("%v", err)
 	}
+	l.gen = newGenerator(r.mix, &r.seq, "http://"+addr, def.paths)
+	if err := waitAccepting(ctx, l.gen, l.srv, 60*time.Second); err != nil {
+		return l, l.fail("%v", err)
+	}
+	return l, nil
+}
 
-	gen := newGenerator(r.mix, &r.seq, "http://"+addr, def.paths)
-	defer gen.close()
-	if err := waitAccepting(ctx, gen, srv, 60*time.Second); err != nil {
-		return fail("%v", err)
-	}
+// warm drives the scenario's load, unmeasured, for the warm-up time.
+func (r *runner) warm(ctx context.Context, l *liveScenario, spec loadSpec) error {
 	if r.opts.warmup > 0 {
 		warm := spec
 		warm.duration, warm.requests = r.opts.warmup, 0
-		gen.run(ctx, warm)
+		l.gen.run(ctx, warm)
 	}
 	if ctx.Err() != nil {
-		return fail("interrupted")
+		return errors.New("interrupted")
 	}
+	return nil
+}
 
-	// Read before the CPU times, so the scrape is not counted as load.
-	var batchesBefore batchCounts
-	if metricsURL != "" {
-		if batchesBefore, err = readBatchCounts(ctx, metricsURL); err != nil {
-			return fail("reading the server's metrics: %v", err)
+// measure drives one measured phase and adds what it saw to the scenario's
+// totals: requests and latencies, and the CPU time of the server, the sink,
+// the load generator and the whole machine during the phase.
+func (r *runner) measure(ctx context.Context, l *liveScenario, spec loadSpec, profile bool) (phaseFigures, error) {
+	if l.phase == nil && l.metricsURL != "" {
+		// Read before the CPU times, so the scrape is not counted as load.
+		var err error
+		if l.batches, err = readBatchCounts(ctx, l.metricsURL); err != nil {
+			return phaseFigures{}, fmt.Errorf("reading the server's metrics: %v", err)
 		}
 	}
 	var sinkBefore time.Duration
-	if sk != nil {
-		sinkBefore = processesCPU(sk.processes)
+	if l.sk != nil {
+		sinkBefore = processesCPU(l.sk.processes)
 	}
-	cpuBefore, err := cpuTime(srv.pid())
+	cpuBefore, err := cpuTime(l.srv.pid())
 	if err != nil {
-		return fail("reading server CPU time: %v", err)
+		return phaseFigures{}, fmt.Errorf("reading server CPU time: %v", err)
 	}
 	loadBefore, err := cpuTime(os.Getpid())
 	if err != nil {
-		return fail("reading the load generator's CPU time: %v", err)
+		return phaseFigures{}, fmt.Errorf("reading the load generator's CPU time: %v", err)
 	}
 	busyBefore, totalBefore, err := machineCPU()
 	if err != nil {
-		return fail("reading the machine's CPU time: %v", err)
+		return phaseFigures{}, fmt.Errorf("reading the machine's CPU time: %v", err)
 	}
 	var profileDone <-chan error
-	if profileURL != "" && spec.requests == 0 {
-		profileDone = captureProfile(ctx, profileURL, spec.duration, filepath.Join(r.opts.profileDir, def.key+".pprof"))
+	if profile && l.profileURL != "" && spec.requests == 0 {
+		profileDone = captureProfile(ctx, l.profileURL, spec.duration, filepath.Join(r.opts.profileDir, l.def.key+".pprof"))
 	}
-	phase := gen.run(ctx, spec)
+	phase := l.gen.run(ctx, spec)
 	if profileDone != nil {
 		if err := <-profileDone; err != nil {
-			return fail("CPU profile: %v", err)
+			return phaseFigures{}, fmt.Errorf("CPU profile: %v", err)
 		}
 	}
 	busyAfter, totalAfter, errMachine := machineCPU()
 	loadAfter, errLoad := cpuTime(os.Getpid())
 	if err := errors.Join(errMachine, errLoad); err != nil {
-		return fail("reading CPU times after the run: %v", err)
+		return phaseFigures{}, fmt.Errorf("reading CPU times after the run: %v", err)
 	}
-	if totalAfter > totalBefore {
-		res.MachineBusy = float64(busyAfter-busyBefore) / float64(totalAfter-totalBefore)
-	}
-	res.LoadCPUSeconds = (loadAfter - loadBefore).Seconds()
-	cpuAfter, err := cpuTime(srv.pid())
-	if sk != nil {
-		res.SinkCPUSeconds = (processesCPU(sk.processes) - sinkBefore).Seconds()
+	cpuAfter, err := cpuTime(l.srv.pid())
+	if l.sk != nil {
+		l.sinkCPU += processesCPU(l.sk.processes) - sinkBefore
 	}
 	if err != nil {
-		return fail("server gone after the run: %v\n%s", err, srv.logTail())
+		return phaseFigures{}, fmt.Errorf("server gone after the run: %v\n%s", err, l.srv.logTail())
 	}
-	if metricsURL != "" {
-		after, err := readBatchCounts(ctx, metricsURL)
-		if err != nil {
-			return fail("reading the server's metrics after the run: %v", err)
-		}
-		if n := after.batches - batchesBefore.batches; n > 0 {
-			res.BatchSize = (after.messages - batchesBefore.messages) / n
-		}
+	if ctx.Err() != nil {
+		return phaseFigures{}, errors.New("interrupted")
 	}
-	rss, err := peakRSS(srv.pid())
-	if err != nil {
-		return fail("reading server memory: %v", err)
+	l.serverCPU += cpuAfter - cpuBefore
+	l.loadCPU += loadAfter - loadBefore
+	l.machineBusy += busyAfter - busyBefore
+	l.machineAll += totalAfter - totalBefore
+	l.phase = l.phase.add(phase)
+	f := phaseFigures{rps: phase.rps()}
+	if cpu := (cpuAfter - cpuBefore).Seconds(); cpu > 0 {
+		f.perCPU = float64(phase.sent) / cpu
 	}
+	return f, nil
+}
 
+// finish turns the scenario's totals into its result, checks the sink holds
+// every request answered 200, and tears the scenario down.
+func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
+	defer l.close()
+	res, phase := l.res, l.phase
+	if phase == nil {
+		return l.fail("nothing was measured")
+	}
+	if l.metricsURL != "" {
+		after, err := readBatchCounts(ctx, l.metricsURL)
+		if err != nil {
+			return l.fail("reading the server's metrics after the run: %v", err)
+		}
+		if n := after.batches - l.batches.batches; n > 0 {
+			res.BatchSize = (after.messages - l.batches.messages) / n
+		}
+	}
+	rss, err := peakRSS(l.srv.pid())
+	if err != nil {
+		return l.fail("reading server memory: %v", err)
+	}
+	if l.machineAll > 0 {
+		res.MachineBusy = float64(l.machineBusy) / float64(l.machineAll)
+	}
+	res.LoadCPUSeconds = l.loadCPU.Seconds()
+	res.SinkCPUSeconds = l.sinkCPU.Seconds()
 	res.Requests, res.OK = phase.sent, phase.ok
 	res.Errors, res.errorText = phase.errorMap(), phase.errorSummary()
 	res.RPS = phase.rps()
@@ -271,34 +368,109 @@ func (r *runner) runScenario(ctx context.Context, def scenarioDef, spec loadSpec
 		res.MaxMs = ms(phase.latencies[n-1])
 	}
 	res.PeakRSSMiB = float64(rss) / (1 << 20)
-	res.ServerCPUSeconds = (cpuAfter - cpuBefore).Seconds()
+	res.ServerCPUSeconds = l.serverCPU.Seconds()
 	if res.ServerCPUSeconds > 0 {
 		res.PerCPUSecond = float64(res.Requests) / res.ServerCPUSeconds
 	}
 	res.Status = statusOK
 	if ctx.Err() != nil {
-		return fail("interrupted")
+		return l.fail("interrupted")
 	}
-	if !srv.running() {
-		return fail("server exited during the run (%v)\n%s", srv.waitErr, srv.logTail())
+	if !l.srv.running() {
+		return l.fail("server exited during the run (%v)\n%s", l.srv.waitErr, l.srv.logTail())
 	}
 
-	if sk != nil {
+	if l.sk != nil {
 		// Every reply is in, so every 200 was already written: count now.
 		vctx, cancel := context.WithTimeout(ctx, storedTimeout)
 		defer cancel()
-		stored, detail, err := sk.stored(vctx)
+		stored, detail, err := l.sk.stored(vctx)
 		if err != nil {
-			return fail("counting what %s stored: %v", def.key, err)
+			return l.fail("counting what %s stored: %v", l.def.key, err)
 		}
-		v := &verification{Sent: gen.sent.Load(), Accepted: gen.ok.Load(), Stored: stored, Detail: detail}
+		v := &verification{Sent: l.gen.sent.Load(), Accepted: l.gen.ok.Load(), Stored: stored, Detail: detail}
 		v.Equal = v.Stored == v.Accepted
 		res.Stored = v
 		if v.Stored < v.Accepted {
-			return fail("%d requests were answered 200 but only %d are stored (%s)", v.Accepted, v.Stored, detail)
+			return l.fail("%d requests were answered 200 but only %d are stored (%s)", v.Accepted, v.Stored, detail)
 		}
 	}
 	return res
+}
+
+// runSliced runs the scenarios side by side: all are started, then the load
+// moves from one to the next every slice (the warm-up too, in the same
+// turns) until each has been measured for the spec's duration. Every
+// scenario sees the same stretch of the machine's weather, so their ratios
+// can be taken within each cycle of turns rather than across minutes. It
+// returns each scenario's result over all its slices and the ratios of
+// every cycle.
+func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, out io.Writer) ([]*result, []round) {
+	var started, active []*liveScenario
+	results := make([]*result, len(defs))
+	for i, def := range defs {
+		l, failed := r.start(ctx, def)
+		if failed != nil {
+			results[i] = failed
+			continue
+		}
+		l.res.Load = fmt.Sprintf("%s, in turns of %s", spec, slice)
+		started = append(started, l)
+		active = append(active, l)
+	}
+	defer func() {
+		for _, l := range started {
+			l.close()
+		}
+	}()
+	// turns gives each active scenario a turn of d; one that fails leaves
+	// the rotation with its failure, the others go on.
+	turns := func(d time.Duration, each func(*liveScenario, loadSpec) error) {
+		turn := spec
+		turn.duration = d
+		for _, l := range slices.Clone(active) {
+			if err := each(l, turn); err != nil {
+				l.fail("%v", err)
+				l.close()
+				active = slices.DeleteFunc(active, func(x *liveScenario) bool { return x == l })
+			}
+		}
+	}
+	if r.opts.warmup > 0 {
+		n := max(1, int((r.opts.warmup+slice-1)/slice))
+		for range n {
+			turns(r.opts.warmup/time.Duration(n), func(l *liveScenario, s loadSpec) error {
+				l.gen.run(ctx, s)
+				return ctx.Err()
+			})
+		}
+	}
+	var cycles []round
+	for done := time.Duration(0); done < spec.duration && ctx.Err() == nil; done += slice {
+		var figures []*result
+		turns(min(slice, spec.duration-done), func(l *liveScenario, s loadSpec) error {
+			f, err := r.measure(ctx, l, s, false)
+			if err == nil {
+				figures = append(figures, &result{Key: l.def.key, Status: statusOK, RPS: f.rps, PerCPUSecond: f.perCPU})
+			}
+			return err
+		})
+		var c round
+		c.Ratios, c.CPURatios = ratios(figures)
+		cycles = append(cycles, c)
+	}
+	for i := range results {
+		if results[i] == nil {
+			l := started[slices.IndexFunc(started, func(l *liveScenario) bool { return l.def.key == defs[i].key })]
+			if slices.Contains(active, l) {
+				results[i] = r.finish(ctx, l)
+			} else {
+				results[i] = l.res
+			}
+		}
+		printProgress(out, results[i])
+	}
+	return results, cycles
 }
 
 func (r *runner) citySignatureMode() string {
