@@ -28,15 +28,29 @@ func Content(msg *service.Message) ([]byte, error) {
 	if msg.HasBytes() || !msg.HasStructured() {
 		return msg.AsBytes()
 	}
+	// Room for a typical envelope, so the buffer rarely grows.
+	b, _, err := AppendContent(make([]byte, 0, 2048), msg)
+	return b, err
+}
+
+// AppendContent is Content for a caller that reuses buffers: a structured
+// value is encoded by Append onto dst, and encoded is true. Otherwise the
+// result is the message's own bytes (or the engine's encoding of what Append
+// cannot encode), dst is untouched, and encoded is false.
+func AppendContent(dst []byte, msg *service.Message) (b []byte, encoded bool, err error) {
+	if msg.HasBytes() || !msg.HasStructured() {
+		b, err = msg.AsBytes()
+		return b, false, err
+	}
 	v, err := msg.AsStructured()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	// Room for a typical envelope, so the buffer rarely grows.
-	if b, err := Append(make([]byte, 0, 2048), v); err == nil {
-		return b, nil
+	if b, err := Append(dst, v); err == nil {
+		return b, true, nil
 	}
-	return msg.AsBytes()
+	b, err = msg.AsBytes()
+	return b, false, err
 }
 
 // ErrUnsupported is returned for a value encoding/json refuses: NaN or an

@@ -113,6 +113,28 @@ func TestContent(t *testing.T) {
 	}
 }
 
+// AppendContent encodes onto the caller's buffer only a structured value it
+// can encode; anything else is the message's own bytes (or the engine's),
+// with the buffer untouched.
+func TestAppendContent(t *testing.T) {
+	prefix := []byte("prefix:")
+	structured := service.NewMessage(nil)
+	structured.SetStructured(map[string]any{"b": json.Number("1"), "a": "<x>"})
+	b, encoded, err := AppendContent(prefix, structured)
+	if err != nil || !encoded || string(b) != `prefix:{"a":"<x>","b":1}` {
+		t.Fatalf("structured: %s, encoded %v, %v", b, encoded, err)
+	}
+	raw := service.NewMessage([]byte(`{"kept":"as sent" }`))
+	if b, encoded, err := AppendContent(prefix[:0], raw); err != nil || encoded || string(b) != `{"kept":"as sent" }` {
+		t.Fatalf("bytes message: %s, encoded %v, %v", b, encoded, err)
+	}
+	bad := service.NewMessage(nil)
+	bad.SetStructured(map[string]any{"n": math.NaN()})
+	if b, encoded, _ := AppendContent(prefix[:0], bad); encoded || len(b) != 0 {
+		t.Fatalf("NaN: %q, encoded %v", b, encoded)
+	}
+}
+
 func FuzzSameBytesAsEncodingJSON(f *testing.F) {
 	f.Add("a\"b\\c\x00\u2028\xff", uint64(0x3ff0000000000000), "1.5e-7")
 	f.Add("", uint64(0x7ff8000000000001), "-0")

@@ -695,7 +695,8 @@ func (o *franzOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 		return service.ErrNotConnected
 	}
 
-	records, errs := o.buildRecords(batch)
+	rb := o.buildRecords(batch)
+	records, errs := rb.records, rb.errs
 	type answer struct {
 		i   int
 		err error
@@ -729,8 +730,47 @@ func (o *franzOutput) WriteBatch(ctx context.Context, batch service.MessageBatch
 			unanswered = 0
 		}
 	}
+	// A record whose promise fired is the client's no longer; one still
+	// waiting after shutdown keeps its buffer.
+	for i, w := range waiting {
+		if !w {
+			rb.release(i)
+		}
+	}
 	return batchResult(batch, errs)
 }
+
+// valueBuffers hold encoded record values from one batch to the next: the
+// client copies a record into its produce request, and once the record's
+// promise has fired its buffer is free, so a record costs no new buffer.
+var valueBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// recordBatch is the records of one message batch, with the pooled buffers
+// holding their encoded values.
+type recordBatch struct {
+	records []kgo.Record
+	errs    []error   // errs[i] is set when message i cannot become a record
+	buffers []*[]byte // buffers[i] holds records[i].Value, or is nil
+}
+
+// release returns record i's value buffer to the pool. Only for a record the
+// client is done with (its promise fired, or it was never produced).
+func (rb *recordBatch) release(i int) {
+	if buf := rb.buffers[i]; buf != nil {
+		rb.buffers[i] = nil
+		value := rb.records[i].Value
+		rb.records[i].Value = nil
+		// A buffer grown by an unusually large message is left to the
+		// collector rather than kept for every later record.
+		if cap(value) <= maxPooledValue {
+			*buf = value[:0]
+			valueBuffers.Put(buf)
+		}
+	}
+}
+
+// maxPooledValue is the largest value buffer kept for reuse.
+const maxPooledValue = 64 << 10
 
 // batchResult turns per-message errors into the output's verdict.
 func batchResult(batch service.MessageBatch, errs []error) error {
@@ -756,11 +796,15 @@ func batchResult(batch service.MessageBatch, errs []error) error {
 	return bErr
 }
 
-// buildRecords resolves the record of each message. errs[i] is set when the
-// record of message i could not be built; its record is then left empty.
-func (o *franzOutput) buildRecords(batch service.MessageBatch) ([]kgo.Record, []error) {
-	records := make([]kgo.Record, len(batch))
-	errs := make([]error, len(batch))
+// buildRecords resolves the record of each message, a structured value
+// encoded into a pooled buffer (see release). errs[i] is set when the record
+// of message i could not be built; its record is then left incomplete.
+func (o *franzOutput) buildRecords(batch service.MessageBatch) *recordBatch {
+	rb := &recordBatch{
+		records: make([]kgo.Record, len(batch)),
+		errs:    make([]error, len(batch)),
+		buffers: make([]*[]byte, len(batch)),
+	}
 
 	// Executors resolve each field from the batch's point of view, so
 	// batch-wide interpolation functions work as in other outputs.
@@ -777,9 +821,26 @@ func (o *franzOutput) buildRecords(batch service.MessageBatch) ([]kgo.Record, []
 	}
 
 	for i, msg := range batch {
-		errs[i] = o.buildRecord(&records[i], i, msg, topic, key, partition, timestamp)
+		buf := valueBuffers.Get().(*[]byte)
+		value, encoded, err := jsonwrite.AppendContent((*buf)[:0], msg)
+		switch {
+		case err != nil:
+			rb.errs[i] = fmt.Errorf("kafka: message value: %w", err)
+		case encoded:
+			// The envelope, encoded without reflection (the same bytes as
+			// the engine) into a reused buffer.
+			rb.records[i].Value, rb.buffers[i] = value, buf
+		default:
+			rb.records[i].Value = value
+		}
+		if !encoded {
+			valueBuffers.Put(buf)
+		}
+		if err == nil {
+			rb.errs[i] = o.buildRecord(&rb.records[i], i, msg, topic, key, partition, timestamp)
+		}
 	}
-	return records, errs
+	return rb
 }
 
 func (o *franzOutput) buildRecord(
@@ -787,10 +848,6 @@ func (o *franzOutput) buildRecord(
 	topic, key, partition, timestamp *service.MessageBatchInterpolationExecutor,
 ) error {
 	var err error
-	// The envelope, encoded without reflection (the same bytes as the engine).
-	if r.Value, err = jsonwrite.Content(msg); err != nil {
-		return fmt.Errorf("kafka: message value: %w", err)
-	}
 	if r.Topic, err = topic.TryString(i); err != nil {
 		return fmt.Errorf("kafka: topic interpolation: %w", err)
 	}
