@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"mime"
 	"net"
@@ -1037,14 +1038,27 @@ func (w *webhookServer) rateLimitWait(ctx context.Context) time.Duration {
 	return wait
 }
 
+// exactBodyMax is the largest declared body read into a buffer allocated
+// up front; a larger one grows as it arrives, so a sender declaring a large
+// body and sending nothing does not hold that much memory.
+const exactBodyMax = 64 << 10
+
 func (w *webhookServer) readBody(rw http.ResponseWriter, req *http.Request) ([]byte, int, string) {
-	size := req.ContentLength
-	if size < 0 || size > w.maxBody {
-		size = 0
+	body := http.MaxBytesReader(rw, req.Body, w.maxBody)
+	var b []byte
+	var err error
+	if size := req.ContentLength; size >= 0 && size <= min(w.maxBody, exactBodyMax) {
+		// The declared length (the server ends the body there): one buffer
+		// of exactly that size. bytes.Buffer would want room for 512 more
+		// before it sees the end, and grow it to twice the size.
+		b = make([]byte, size)
+		_, err = io.ReadFull(body, b)
+	} else {
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(body)
+		b = buf.Bytes()
 	}
-	var buf bytes.Buffer
-	buf.Grow(int(size) + 1)
-	if _, err := buf.ReadFrom(http.MaxBytesReader(rw, req.Body, w.maxBody)); err != nil {
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, http.StatusRequestEntityTooLarge, "body too large"
@@ -1055,10 +1069,10 @@ func (w *webhookServer) readBody(rw http.ResponseWriter, req *http.Request) ([]b
 		}
 		return nil, http.StatusBadRequest, "could not read body"
 	}
-	if buf.Len() == 0 {
+	if len(b) == 0 {
 		return nil, http.StatusBadRequest, "empty body"
 	}
-	return buf.Bytes(), 0, ""
+	return b, 0, ""
 }
 
 func (w *webhookServer) contentTypeAllowed(ct string) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -364,6 +365,30 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	}
 	if res.StatusCode != http.StatusRequestTimeout || got.count() != 0 {
 		t.Fatalf("slow body: status %d, %d written", res.StatusCode, got.count())
+	}
+}
+
+// A body that ends before its declared length is refused, whether it fits
+// the buffer read up front or grows as it arrives.
+func TestTruncatedBody(t *testing.T) {
+	base, got := startStream(t, "", "")
+	for _, declared := range []int{100, 200 << 10} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth := base64.StdEncoding.EncodeToString([]byte("controlshift:" + csPassword))
+		fmt.Fprintf(c, "POST /webhooks/controlshift HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", auth, declared, validCSBody)
+		_ = c.(*net.TCPConn).CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusBadRequest || got.count() != 0 {
+			t.Fatalf("declared %d bytes, sent %d: status %d, %d written", declared, len(validCSBody), res.StatusCode, got.count())
+		}
 	}
 }
 
