@@ -143,6 +143,7 @@ type family struct {
 
 type exporter struct {
 	log        *service.Logger
+	deletions  atomic.Uint64 // series deletions so far; see seriesCache
 	reg        *prometheus.Registry
 	handler    http.Handler
 	histogram  bool
@@ -341,7 +342,8 @@ func (f *family) metric(log *service.Logger, order []int, values []string) prome
 // NewCounterCtor implements service.MetricsExporter.
 func (e *exporter) NewCounterCtor(name string, labelKeys ...string) service.MetricsExporterCounterCtor {
 	f, order, ok := e.lookup(name, kindCounter, labelKeys)
-	return func(values ...string) service.MetricsExporterCounter {
+	cache := e.newSeriesCache()
+	build := func(values []string) service.MetricsExporterCounter {
 		if ok {
 			if c, isCounter := f.metric(e.log, order, values).(prometheus.Counter); isCounter {
 				return counter{c}
@@ -349,18 +351,25 @@ func (e *exporter) NewCounterCtor(name string, labelKeys ...string) service.Metr
 		}
 		return noop{}
 	}
+	return func(values ...string) service.MetricsExporterCounter {
+		return seriesFor(cache, values, build)
+	}
 }
 
 // NewGaugeCtor implements service.MetricsExporter.
 func (e *exporter) NewGaugeCtor(name string, labelKeys ...string) service.MetricsExporterGaugeCtor {
 	f, order, ok := e.lookup(name, kindGauge, labelKeys)
-	return func(values ...string) service.MetricsExporterGauge {
+	cache := e.newSeriesCache()
+	build := func(values []string) service.MetricsExporterGauge {
 		if ok {
 			if g, isGauge := f.metric(e.log, order, values).(prometheus.Gauge); isGauge {
 				return gauge{g}
 			}
 		}
 		return noop{}
+	}
+	return func(values ...string) service.MetricsExporterGauge {
+		return seriesFor(cache, values, build)
 	}
 }
 
@@ -372,7 +381,8 @@ func (e *exporter) NewTimerCtor(name string, labelKeys ...string) service.Metric
 		k, scale = kindHistogram, 1e-9
 	}
 	f, order, ok := e.lookup(name, k, labelKeys)
-	return func(values ...string) service.MetricsExporterTimer {
+	cache := e.newSeriesCache()
+	build := func(values []string) service.MetricsExporterTimer {
 		if ok {
 			if o, isObserver := f.metric(e.log, order, values).(prometheus.Observer); isObserver {
 				return timer{o, scale}
@@ -380,6 +390,63 @@ func (e *exporter) NewTimerCtor(name string, labelKeys ...string) service.Metric
 		}
 		return noop{}
 	}
+	return func(values ...string) service.MetricsExporterTimer {
+		return seriesFor(cache, values, build)
+	}
+}
+
+// maxCachedLabels is the most label values a series cache keys on; a metric
+// with more labels looks its series up every time.
+const maxCachedLabels = 8
+
+type seriesKey [maxCachedLabels]string
+
+// seriesCache keeps what a metric's constructor built for each set of label
+// values: the engine asks for the series on every update, and a map lookup
+// costs a fraction of the client library's hashing and checking of every
+// value (and of wrapping the result). Readers take no lock: the map is
+// replaced, never changed, when a series is added. Deleting series empties
+// every cache.
+type seriesCache struct {
+	deletions *atomic.Uint64 // the exporter's count of series deletions
+	mu        sync.Mutex     // held while a new map is made
+	series    atomic.Pointer[cachedSeries]
+}
+
+type cachedSeries struct {
+	built uint64 // the deletion count the entries were built under
+	m     map[seriesKey]any
+}
+
+func (e *exporter) newSeriesCache() *seriesCache {
+	return &seriesCache{deletions: &e.deletions}
+}
+
+// seriesFor returns the cached series of the label values, building and
+// caching it when there is none.
+func seriesFor[T any](c *seriesCache, values []string, build func([]string) T) T {
+	if len(values) > maxCachedLabels {
+		return build(slices.Clone(values))
+	}
+	var k seriesKey
+	copy(k[:], values)
+	deletions := c.deletions.Load()
+	if cur := c.series.Load(); cur != nil && cur.built == deletions {
+		if v, ok := cur.m[k]; ok {
+			return v.(T)
+		}
+	}
+	series := build(slices.Clone(values))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := &cachedSeries{built: deletions, m: map[seriesKey]any{k: series}}
+	if cur := c.series.Load(); cur != nil && cur.built == deletions {
+		for key, v := range cur.m {
+			next.m[key] = v
+		}
+	}
+	c.series.Store(next)
+	return series
 }
 
 // DeleteSeriesPartialMatch implements service.MetricsExporterSeriesDeleter,
@@ -396,6 +463,8 @@ func (e *exporter) DeleteSeriesPartialMatch(labels map[string]string) {
 			f.vec.DeletePartialMatch(match)
 		}
 	}
+	// Cached series may be the deleted ones: build them anew.
+	e.deletions.Add(1)
 }
 
 // Close writes the metrics to file_output_path, if set.

@@ -291,6 +291,40 @@ func TestDeleteSeriesPartialMatch(t *testing.T) {
 	series(t, fams, "input_received", map[string]string{"stream": "b"})
 }
 
+// Series are cached per label values: updates through the cache add up in
+// one series, and a series deleted and then updated again is exported anew
+// rather than updated where nobody reads it.
+func TestSeriesCache(t *testing.T) {
+	e := newTestExporter(t, `{}`)
+	c := e.NewCounterCtor("input_received", "stream", "path")
+	tm := e.NewTimerCtor("latency_ns", "stream")
+	for range 3 {
+		c("a", "root.input").Incr(2)
+		tm("a").Timing(1e6)
+	}
+	c("b", "root.input").Incr(1)
+	_, fams := scrape(t, e.HandlerFunc())
+	if v := series(t, fams, "input_received", map[string]string{"stream": "a", "path": "root.input"}).GetCounter().GetValue(); v != 6 {
+		t.Errorf("a counted %v, want 6", v)
+	}
+	if n := series(t, fams, "latency_ns", map[string]string{"stream": "a"}).GetSummary().GetSampleCount(); n != 3 {
+		t.Errorf("a timed %d times, want 3", n)
+	}
+	e.DeleteSeriesPartialMatch(map[string]string{"stream": "a"})
+	c("a", "root.input").Incr(5)
+	tm("a").Timing(1e6)
+	_, fams = scrape(t, e.HandlerFunc())
+	if v := series(t, fams, "input_received", map[string]string{"stream": "a", "path": "root.input"}).GetCounter().GetValue(); v != 5 {
+		t.Errorf("a after its deletion counted %v, want 5", v)
+	}
+	if n := series(t, fams, "latency_ns", map[string]string{"stream": "a"}).GetSummary().GetSampleCount(); n != 1 {
+		t.Errorf("a after its deletion timed %d times, want 1", n)
+	}
+	if v := series(t, fams, "input_received", map[string]string{"stream": "b"}).GetCounter().GetValue(); v != 1 {
+		t.Errorf("b counted %v, want 1", v)
+	}
+}
+
 func TestRuntimeCollectors(t *testing.T) {
 	_, fams := scrape(t, newTestExporter(t, `{}`).HandlerFunc())
 	if _, ok := fams["go_goroutines"]; ok {
