@@ -926,8 +926,12 @@ func (w *webhookServer) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	if w.arch != nil && w.arch.out != nil {
 		p.archiveHeaders = w.arch.keptHeaders(ep, req.Header)
 	}
-	timer := time.NewTimer(w.timeout)
-	defer timer.Stop()
+	timer := ackTimers.Get().(*time.Timer)
+	timer.Reset(w.timeout)
+	defer func() {
+		timer.Stop()
+		ackTimers.Put(timer)
+	}()
 
 	w.ready.queued.Add(1)
 	select {
@@ -1037,6 +1041,15 @@ func (w *webhookServer) rateLimitWait(ctx context.Context) time.Duration {
 	}
 	return wait
 }
+
+// ackTimers are the timers of requests waiting for their acknowledgement,
+// reused from one request to the next. A stopped timer can be reset safely
+// (its channel keeps no value from before Stop since Go 1.23).
+var ackTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // exactBodyMax is the largest declared body read into a buffer allocated
 // up front; a larger one grows as it arrives, so a sender declaring a large

@@ -13,9 +13,17 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 )
 
+// Tests that play the engine's part themselves: they call ReadBatch and
+// acknowledge batches when they choose.
+
 // pendingTestServer is a connected webhook_server with one endpoint that
 // takes any body, driven through ReadBatch by the test itself.
 func pendingTestServer(t *testing.T, maxPending int) (*webhookServer, string) {
+	return testServer(t, maxPending, 5*time.Second)
+}
+
+// testServer is pendingTestServer with the acknowledgement timeout given.
+func testServer(t *testing.T, maxPending int, timeout time.Duration) (*webhookServer, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -25,12 +33,12 @@ func pendingTestServer(t *testing.T, maxPending int) (*webhookServer, string) {
 	l.Close()
 	conf, err := inputSpec().ParseYAML(fmt.Sprintf(`
 address: %s
-timeout: 5s
+timeout: %s
 max_pending_batches: %d
 health: { drain_on_signal: false }
 endpoints:
   - { path: /hook, provider: test, auth: { allow_unauthenticated: true } }
-`, addr, maxPending), nil)
+`, addr, timeout, maxPending), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +232,39 @@ func TestNoPendingBatchLimitByDefault(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the second batch waited for the first without a limit")
+	}
+}
+
+// The acknowledgement timers are reused from request to request: one that
+// fired or was stopped must time the next request from its own start.
+func TestAckTimersReused(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	w, url := testServer(t, 0, timeout)
+	ctx := context.Background()
+	for i, ack := range []bool{true, false, false, true, true, false} {
+		start := time.Now()
+		status := post(t, url, i)
+		waitQueued(t, w, 1)
+		_, ackFn, err := w.ReadBatch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := http.StatusServiceUnavailable
+		if ack {
+			want = http.StatusOK
+			if err := ackFn(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := <-status; got != want {
+			t.Fatalf("request %d: status %d, want %d", i, got, want)
+		}
+		if !ack && time.Since(start) < timeout {
+			t.Fatalf("request %d timed out after %s, before its %s", i, time.Since(start), timeout)
+		}
+		if !ack {
+			// Its message was taken; the late acknowledgement is ignored.
+			_ = ackFn(ctx, nil)
+		}
 	}
 }
