@@ -50,6 +50,7 @@ const (
 	fieldMaxBatchSize      = "max_batch_size"
 	fieldBatchPeriod       = "batch_period"
 	fieldMaxPendingBatches = "max_pending_batches"
+	fieldMaxPendingWait    = "max_pending_wait"
 	fieldContentTypes      = "allowed_content_types"
 	fieldMetadataHeaders   = "metadata_headers"
 	fieldRateLimit         = "rate_limit"
@@ -119,7 +120,8 @@ fail its neighbours.
 			service.NewIntField(fieldMaxInFlight).Description("The most requests processed at once; more answer 503 with `Retry-After` at once instead of piling up.").Default(1024),
 			service.NewIntField(fieldMaxBatchSize).Description("The most concurrent requests gathered into one message batch.").Default(256).Advanced(),
 			service.NewDurationField(fieldBatchPeriod).Description("How long to wait for more requests before a batch is released. The default, 0s, releases at once whatever has arrived, so batching costs no latency.").Default("0s").Advanced(),
-			service.NewIntField(fieldMaxPendingBatches).Description("The most batches handed to the pipeline and not yet acknowledged. While that many are pending, arriving requests wait and go into the next batch together, so a sink that writes each batch as it comes (`sql_insert`, `kafka_franz`) gets fewer, larger writes: one transaction for many webhooks instead of one each, which is most of what a database spends per row. 0 sets no limit. Leave it at 0 when the output gathers batches itself (a `batching` policy with a `period`): it acknowledges nothing until its period ends, so a limit would hold every request that long.").Default(0).Advanced(),
+			service.NewIntField(fieldMaxPendingBatches).Description("The most batches handed to the pipeline and not yet acknowledged. While that many are pending, arriving requests wait and go into the next batch together, so a sink that writes each batch as it comes (`sql_insert`, `kafka_franz`) gets fewer, larger writes: one transaction for many webhooks instead of one each, which is most of what a database spends per row. A batch waits for a free slot at most `max_pending_wait`, then goes anyway. 0 sets no limit; leave it at 0 when the output gathers batches itself (a `batching` policy): it acknowledges nothing until its batch is full or its period ends, so every batch would wait the whole `max_pending_wait`.").Default(0).Advanced(),
+			service.NewDurationField(fieldMaxPendingWait).Description("How long a batch waits for one of the `max_pending_batches` slots before it is handed over beyond the limit. A sink that answers slower than this, or an output that holds acknowledgements back, then costs this much latency per batch instead of stopping the stream (a warning is logged the first time).").Default("50ms").Advanced(),
 			service.NewStringListField(fieldContentTypes).Description("Accepted media types, without parameters (a request's own parameters such as `charset` are ignored); `+json` suffixes of these are accepted too. A request without `Content-Type` is accepted.").Default([]string{"application/json"}).Advanced(),
 			service.NewStringListField(fieldMetadataHeaders).Description("Request headers copied into metadata under their lower-case names. Do not list headers that carry secrets when the metadata reaches a sink.").Default([]string{"User-Agent"}),
 			service.NewStringField(fieldRateLimit).Description("An optional `rate_limit` resource; requests over it answer 429 with `Retry-After`.").Default("").Advanced(),
@@ -218,6 +220,8 @@ type webhookServer struct {
 	// batchSlots holds a token for each batch handed to the pipeline and
 	// not yet acknowledged; nil when max_pending_batches sets no limit.
 	batchSlots   chan struct{}
+	pendingWait  time.Duration
+	overLimitLog sync.Once
 	contentTypes []string
 	metaHeaders  []metaHeader
 	rateLimit    string
@@ -325,6 +329,12 @@ func newWebhookServer(conf *service.ParsedConfig, mgr *service.Resources) (*webh
 	}
 	if maxPending > 0 {
 		w.batchSlots = make(chan struct{}, maxPending)
+	}
+	if w.pendingWait, err = conf.FieldDuration(fieldMaxPendingWait); err != nil {
+		return nil, err
+	}
+	if w.pendingWait <= 0 {
+		return nil, errors.New("max_pending_wait must be positive")
 	}
 	ct, err := conf.FieldStringList(fieldContentTypes)
 	if err != nil {
@@ -539,45 +549,56 @@ func (w *webhookServer) ReadBatch(ctx context.Context) (service.MessageBatch, se
 			}
 		}()
 	})
-	if err := w.takeBatchSlot(ctx); err != nil {
+	slot, err := w.takeBatchSlot(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
 	for {
 		reqs, err := w.gather(ctx)
 		if err != nil {
-			w.releaseBatchSlot()
+			if slot {
+				<-w.batchSlots
+			}
 			return nil, nil, err
 		}
 		if w.arch != nil && w.arch.out != nil {
 			reqs = w.archiveBatch(ctx, reqs)
 		}
 		if len(reqs) > 0 {
-			batch, ack := w.handOver(reqs)
+			batch, ack := w.handOver(reqs, slot)
 			return batch, ack, nil
 		}
 	}
 }
 
 // takeBatchSlot waits until fewer than max_pending_batches batches are
-// unacknowledged. Requests arriving meanwhile stay queued for the next batch.
-func (w *webhookServer) takeBatchSlot(ctx context.Context) error {
+// unacknowledged, or max_pending_wait passes. Requests arriving meanwhile
+// stay queued for the next batch. slot reports whether the batch holds a
+// slot (false without a limit, or when it goes beyond the limit).
+func (w *webhookServer) takeBatchSlot(ctx context.Context) (slot bool, err error) {
 	if w.batchSlots == nil {
-		return nil
+		return false, nil
 	}
 	select {
 	case w.batchSlots <- struct{}{}:
-		return nil
+		return true, nil
+	default:
+	}
+	wait := time.NewTimer(w.pendingWait)
+	defer wait.Stop()
+	select {
+	case w.batchSlots <- struct{}{}:
+		return true, nil
+	case <-wait.C:
+		w.overLimitLog.Do(func() {
+			w.log.Warnf("No pending batch was acknowledged within max_pending_wait (%s); handing the next one over beyond max_pending_batches (%d). A sink this slow, or an output that holds acknowledgements back (a batching policy), costs this wait per batch: raise max_pending_wait or set max_pending_batches to 0", w.pendingWait, cap(w.batchSlots))
+		})
+		return false, nil
 	case <-ctx.Done():
 		w.beginStopping()
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-w.closing:
-		return service.ErrNotConnected
-	}
-}
-
-func (w *webhookServer) releaseBatchSlot() {
-	if w.batchSlots != nil {
-		<-w.batchSlots
+		return false, service.ErrNotConnected
 	}
 }
 
@@ -652,8 +673,8 @@ gather:
 }
 
 // handOver makes the batch of reqs and the ack function that answers each
-// request from its own message's outcome.
-func (w *webhookServer) handOver(reqs []*pendingRequest) (service.MessageBatch, service.AckFunc) {
+// request from its own message's outcome and frees the batch's slot.
+func (w *webhookServer) handOver(reqs []*pendingRequest, slot bool) (service.MessageBatch, service.AckFunc) {
 	w.mBatchSize.Set(int64(len(reqs)))
 	w.mBatches.Incr(1)
 	w.mBatchMessages.Incr(int64(len(reqs)))
@@ -664,8 +685,11 @@ func (w *webhookServer) handOver(reqs []*pendingRequest) (service.MessageBatch, 
 	index := batch.Index()
 	var acked atomic.Bool
 	return batch, func(_ context.Context, err error) error {
-		if !acked.Swap(true) {
-			w.releaseBatchSlot()
+		if acked.Swap(true) {
+			return nil // answered already
+		}
+		if slot {
+			<-w.batchSlots
 		}
 		if err == nil {
 			for _, r := range reqs {

@@ -475,6 +475,84 @@ func TestConcurrentRequestsAnsweredFromOwnOutcome(t *testing.T) {
 	}
 }
 
+// An output batching policy with a count and no period acknowledges nothing
+// until the count is reached. max_pending_batches must not stop the stream
+// then: past max_pending_wait batches go beyond the limit, the count is
+// reached, and those requests are answered 200.
+func TestMaxPendingBatchesWithCountOnlyBatching(t *testing.T) {
+	addr := freeAddr(t)
+	b := service.NewStreamBuilder()
+	b.SetLoggerYAML(`level: none`)
+	if err := b.SetYAML(fmt.Sprintf(`
+input:
+  webhook_server:
+    address: %s
+    timeout: 3s
+    max_pending_batches: 2
+    max_pending_wait: 20ms
+    endpoints:
+      - { path: /hook, provider: test, auth: { allow_unauthenticated: true } }
+output:
+  broker:
+    outputs: [ { drop: {} } ]
+    batching: { count: 10 }
+`, addr)); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = stream.Run(context.Background()) }()
+	t.Cleanup(func() {
+		// Bounded: a batcher short of its count never lets the stream
+		// finish on its own.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = stream.Stop(ctx)
+	})
+	waitListening(t, addr)
+	var wg sync.WaitGroup
+	statuses := make([]int, 10)
+	for i := range statuses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One after another, so the input makes small batches.
+			time.Sleep(time.Duration(i) * 5 * time.Millisecond)
+			res, err := http.Post("http://"+addr+"/hook", "application/json", strings.NewReader(fmt.Sprintf(`{"n":%d}`, i)))
+			if err != nil {
+				return
+			}
+			res.Body.Close()
+			statuses[i] = res.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, s := range statuses {
+		if s != http.StatusOK {
+			t.Errorf("request %d: status %d, want 200", i, s)
+		}
+	}
+}
+
+// waitListening waits until addr accepts connections.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not accept connections: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestAckTimeoutAnswers503(t *testing.T) {
 	base, _ := startStream(t, "", `
 pipeline:
@@ -552,6 +630,13 @@ webhook_server:
   endpoints:
     - { path: /a, provider: x, auth: { allow_unauthenticated: true } }
 `, "max_pending_batches must not be negative"},
+		"no pending wait": {`
+webhook_server:
+  max_pending_batches: 2
+  max_pending_wait: 0s
+  endpoints:
+    - { path: /a, provider: x, auth: { allow_unauthenticated: true } }
+`, "max_pending_wait must be positive"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			conf := c.conf

@@ -17,13 +17,15 @@ import (
 // acknowledge batches when they choose.
 
 // pendingTestServer is a connected webhook_server with one endpoint that
-// takes any body, driven through ReadBatch by the test itself.
+// takes any body, driven through ReadBatch by the test itself. A batch
+// waits for a slot as long as a request waits for its acknowledgement.
 func pendingTestServer(t *testing.T, maxPending int) (*webhookServer, string) {
-	return testServer(t, maxPending, 5*time.Second)
+	return testServer(t, maxPending, 5*time.Second, 5*time.Second)
 }
 
-// testServer is pendingTestServer with the acknowledgement timeout given.
-func testServer(t *testing.T, maxPending int, timeout time.Duration) (*webhookServer, string) {
+// testServer is pendingTestServer with the acknowledgement timeout and
+// max_pending_wait given.
+func testServer(t *testing.T, maxPending int, timeout, pendingWait time.Duration) (*webhookServer, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -35,10 +37,11 @@ func testServer(t *testing.T, maxPending int, timeout time.Duration) (*webhookSe
 address: %s
 timeout: %s
 max_pending_batches: %d
+max_pending_wait: %s
 health: { drain_on_signal: false }
 endpoints:
   - { path: /hook, provider: test, auth: { allow_unauthenticated: true } }
-`, addr, timeout, maxPending), nil)
+`, addr, timeout, maxPending, pendingWait), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +217,59 @@ func TestMaxPendingBatchesWaitEndsAtShutdown(t *testing.T) {
 	}
 }
 
+// A batch waits for a slot at most max_pending_wait, then goes beyond the
+// limit without taking a slot: an output that holds acknowledgements back
+// slows the input down instead of stopping it.
+func TestMaxPendingWaitIsBounded(t *testing.T) {
+	const wait = 100 * time.Millisecond
+	w, url := testServer(t, 1, 5*time.Second, wait)
+	ctx := context.Background()
+	first := post(t, url, 0)
+	waitQueued(t, w, 1)
+	_, ackFirst, err := w.ReadBatch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := post(t, url, 1)
+	waitQueued(t, w, 1)
+	start := time.Now()
+	var r readResult
+	select {
+	case r = <-readInBackground(ctx, w):
+	case <-time.After(5 * time.Second):
+		t.Fatal("the batch still waits for a slot after max_pending_wait")
+	}
+	if r.err != nil || len(r.batch) != 1 {
+		t.Fatalf("batch beyond the limit: %d messages, error %v", len(r.batch), r.err)
+	}
+	if waited := time.Since(start); waited < wait {
+		t.Errorf("handed over beyond the limit after %s, before max_pending_wait", waited)
+	}
+	// The batch beyond the limit holds no slot: its acknowledgement frees
+	// none, the first batch's does.
+	if err := r.ack(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.batchSlots); n != 1 {
+		t.Fatalf("%d slots taken after the batch beyond the limit was acknowledged, want 1", n)
+	}
+	if err := ackFirst(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(w.batchSlots); n != 0 {
+		t.Fatalf("%d slots taken after both were acknowledged", n)
+	}
+	// A second acknowledgement of the same batch changes nothing.
+	if err := ackFirst(ctx, nil); err != nil || len(w.batchSlots) != 0 {
+		t.Fatalf("acknowledging twice: %v, %d slots taken", err, len(w.batchSlots))
+	}
+	for i, s := range []<-chan int{first, second} {
+		if got := <-s; got != http.StatusOK {
+			t.Errorf("request %d: status %d", i, got)
+		}
+	}
+}
+
 // Without a limit (the default) batches go out while others are pending.
 func TestNoPendingBatchLimitByDefault(t *testing.T) {
 	w, url := pendingTestServer(t, 0)
@@ -239,7 +295,7 @@ func TestNoPendingBatchLimitByDefault(t *testing.T) {
 // fired or was stopped must time the next request from its own start.
 func TestAckTimersReused(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	w, url := testServer(t, 0, timeout)
+	w, url := testServer(t, 0, timeout, time.Second)
 	ctx := context.Background()
 	for i, ack := range []bool{true, false, false, true, true, false} {
 		start := time.Now()
