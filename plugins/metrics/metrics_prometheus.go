@@ -395,11 +395,19 @@ func (e *exporter) NewTimerCtor(name string, labelKeys ...string) service.Metric
 	}
 }
 
-// maxCachedLabels is the most label values a series cache keys on; a metric
-// with more labels looks its series up every time.
-const maxCachedLabels = 8
+// maxCachedLabels is the most label values a series cache keys on, and
+// maxCachedSeries the most series it keeps; beyond either a metric looks its
+// series up every time.
+const (
+	maxCachedLabels = 8
+	maxCachedSeries = 1024
+)
 
-type seriesKey [maxCachedLabels]string
+// seriesKey is a set of label values; n tells ("a") from ("a", "").
+type seriesKey struct {
+	n      int
+	values [maxCachedLabels]string
+}
 
 // seriesCache keeps what a metric's constructor built for each set of label
 // values: the engine asks for the series on every update, and a map lookup
@@ -428,21 +436,33 @@ func seriesFor[T any](c *seriesCache, values []string, build func([]string) T) T
 	if len(values) > maxCachedLabels {
 		return build(slices.Clone(values))
 	}
-	var k seriesKey
-	copy(k[:], values)
+	k := seriesKey{n: len(values)}
+	copy(k.values[:], values)
 	deletions := c.deletions.Load()
-	if cur := c.series.Load(); cur != nil && cur.built == deletions {
+	cur := c.series.Load()
+	if cur != nil && cur.built == deletions {
 		if v, ok := cur.m[k]; ok {
 			return v.(T)
+		}
+		if len(cur.m) >= maxCachedSeries {
+			return build(slices.Clone(values))
 		}
 	}
 	series := build(slices.Clone(values))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := &cachedSeries{built: deletions, m: map[seriesKey]any{k: series}}
-	if cur := c.series.Load(); cur != nil && cur.built == deletions {
-		for key, v := range cur.m {
-			next.m[key] = v
+	if cur := c.series.Load(); cur != nil {
+		switch {
+		case cur.built > deletions:
+			return series // a newer map is in place: leave it
+		case cur.built == deletions:
+			if len(cur.m) >= maxCachedSeries {
+				return series
+			}
+			for key, v := range cur.m {
+				next.m[key] = v
+			}
 		}
 	}
 	c.series.Store(next)

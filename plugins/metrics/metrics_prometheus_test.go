@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -322,6 +323,41 @@ func TestSeriesCache(t *testing.T) {
 	}
 	if v := series(t, fams, "input_received", map[string]string{"stream": "b"}).GetCounter().GetValue(); v != 1 {
 		t.Errorf("b counted %v, want 1", v)
+	}
+}
+
+// A call with the wrong number of label values is dropped, and caching it
+// must not drop the right call whose values look the same padded out.
+func TestSeriesCacheArity(t *testing.T) {
+	e := newTestExporter(t, `{}`)
+	c := e.NewCounterCtor("requests", "provider", "status")
+	c("x").Incr(7)
+	c("x", "").Incr(1)
+	c("x", "").Incr(1)
+	_, fams := scrape(t, e.HandlerFunc())
+	if v := series(t, fams, "requests", map[string]string{"provider": "x", "status": ""}).GetCounter().GetValue(); v != 2 {
+		t.Errorf("counted %v, want 2", v)
+	}
+}
+
+// Past the most series a cache keeps, updates still reach their series.
+func TestSeriesCacheFull(t *testing.T) {
+	e := newTestExporter(t, `{}`)
+	c := e.NewCounterCtor("events", "type")
+	const n = maxCachedSeries + 100
+	for round := range 2 {
+		for i := range n {
+			c(fmt.Sprint("t", i)).Incr(int64(round + 1))
+		}
+	}
+	_, fams := scrape(t, e.HandlerFunc())
+	if got := len(fams["events"].Metric); got != n {
+		t.Fatalf("%d series, want %d", got, n)
+	}
+	for _, i := range []int{0, maxCachedSeries - 1, maxCachedSeries, n - 1} {
+		if v := series(t, fams, "events", map[string]string{"type": fmt.Sprint("t", i)}).GetCounter().GetValue(); v != 3 {
+			t.Errorf("series %d counted %v, want 3", i, v)
+		}
 	}
 }
 
