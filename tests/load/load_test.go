@@ -137,6 +137,25 @@ func TestRatioSpread(t *testing.T) {
 	}
 }
 
+// A scenario that failed after some good turns contributes no ratio.
+func TestWithoutFailed(t *testing.T) {
+	cycles := []round{
+		{Ratios: map[string]float64{"c/b": 1, "d/c": 0.5, "e/c": 0.8}, CPURatios: map[string]float64{"d/c": 0.6, "e/c": 0.8}},
+		{Ratios: map[string]float64{"c/b": 1.1, "e/c": 0.7}, CPURatios: map[string]float64{"e/c": 0.7}},
+	}
+	results := []*result{{Key: "b", Status: statusOK}, {Key: "c", Status: statusOK}, {Key: "d", Status: statusFailed}, {Key: "e", Status: statusOK}}
+	got := withoutFailed(cycles, results)
+	if _, ok := got[0].Ratios["d/c"]; ok {
+		t.Error("d/c kept though d failed")
+	}
+	if _, ok := got[0].CPURatios["d/c"]; ok {
+		t.Error("d/c per CPU-second kept though d failed")
+	}
+	if got[0].Ratios["e/c"] != 0.8 || got[1].Ratios["c/b"] != 1.1 {
+		t.Errorf("good ratios lost: %v", got)
+	}
+}
+
 func TestPhaseResultAdd(t *testing.T) {
 	a := &phaseResult{elapsed: time.Second, sent: 3, ok: 2, latencies: []time.Duration{1, 4, 9},
 		statuses: map[int]int64{503: 1}, transport: map[string]int64{}}

@@ -195,7 +195,7 @@ type report struct {
 }
 
 type round struct {
-	Results   []*result          `json:"results"`
+	Results   []*result          `json:"results,omitempty"`
 	Ratios    map[string]float64 `json:"ratios"`
 	CPURatios map[string]float64 `json:"cpu_ratios"`
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,6 +200,7 @@ func (r *runner) start(ctx context.Context, def scenarioDef) (l *liveScenario, f
 		if p := recover(); p != nil {
 			su, ok := p.(serviceUnavailable)
 			if !ok {
+				l.close()
 				panic(p)
 			}
 			l.res.Status, l.res.Reason = statusSkipped, su.reason
@@ -407,28 +409,39 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 // every cycle.
 func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, out io.Writer) ([]*result, []round) {
 	var started, active []*liveScenario
-	results := make([]*result, len(defs))
-	for i, def := range defs {
-		l, failed := r.start(ctx, def)
-		if failed != nil {
-			results[i] = failed
-			continue
-		}
-		l.res.Load = fmt.Sprintf("%s, in turns of %s", spec, slice)
-		started = append(started, l)
-		active = append(active, l)
-	}
 	defer func() {
 		for _, l := range started {
 			l.close()
 		}
 	}()
-	// turns gives each active scenario a turn of d; one that fails leaves
-	// the rotation with its failure, the others go on.
+	load := fmt.Sprintf("%s, in turns of %s", spec, slice)
+	results := make([]*result, len(defs))
+	for i, def := range defs {
+		l, failed := r.start(ctx, def)
+		if failed != nil {
+			failed.Load = load
+			results[i] = failed
+			continue
+		}
+		l.res.Load = load
+		started = append(started, l)
+		active = append(active, l)
+	}
+	// turns gives each active scenario a turn of d, the first one a step
+	// further along the list each time, so no scenario always follows the
+	// same one (and what it leaves behind, a database's background writes,
+	// say). One that fails leaves the rotation with its failure.
+	rotation := 0
 	turns := func(d time.Duration, each func(*liveScenario, loadSpec) error) {
 		turn := spec
 		turn.duration = d
-		for _, l := range slices.Clone(active) {
+		order := slices.Clone(active)
+		if len(order) > 0 {
+			k := rotation % len(order)
+			order = append(order[k:], order[:k]...)
+		}
+		rotation++
+		for _, l := range order {
 			if err := each(l, turn); err != nil {
 				l.fail("%v", err)
 				l.close()
@@ -446,7 +459,7 @@ func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpe
 		}
 	}
 	var cycles []round
-	for done := time.Duration(0); done < spec.duration && ctx.Err() == nil; done += slice {
+	for done := time.Duration(0); done < spec.duration && len(active) > 0 && ctx.Err() == nil; done += slice {
 		var figures []*result
 		turns(min(slice, spec.duration-done), func(l *liveScenario, s loadSpec) error {
 			f, err := r.measure(ctx, l, s, false)
@@ -470,7 +483,28 @@ func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpe
 		}
 		printProgress(out, results[i])
 	}
-	return results, cycles
+	return results, withoutFailed(cycles, results)
+}
+
+// withoutFailed drops from the cycles every ratio with a scenario that did
+// not end well (it failed mid-run, or its sink missed a 200): its earlier
+// turns must not stand for it.
+func withoutFailed(cycles []round, results []*result) []round {
+	ok := map[string]bool{}
+	for _, r := range results {
+		ok[r.Key] = r.Status == statusOK
+	}
+	for _, c := range cycles {
+		for _, m := range []map[string]float64{c.Ratios, c.CPURatios} {
+			for pair := range m {
+				num, den, _ := strings.Cut(pair, "/")
+				if !ok[num] || !ok[den] {
+					delete(m, pair)
+				}
+			}
+		}
+	}
+	return cycles
 }
 
 func (r *runner) citySignatureMode() string {
