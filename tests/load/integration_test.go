@@ -9,18 +9,25 @@ import (
 )
 
 // TestSmokeSinksStoreEvery200 runs the smoke version of the Postgres (d) and
-// Kafka (e) scenarios side by side with (c), in turns, against real servers
-// found or started by the test harness, and checks the promise behind every
-// 200: the sink holds exactly one row or record per request answered 200. An
-// unavailable service fails the test.
+// Kafka (e) scenarios side by side with (c) and its half-peak turns, against
+// real servers found or started by the test harness, and checks the promise
+// behind every 200: the sink holds exactly one row or record per request
+// answered 200. An unavailable service fails the test.
 func TestSmokeSinksStoreEvery200(t *testing.T) {
 	var out strings.Builder
-	rep, err := run(context.Background(), smokeOptions("c", "d", "e"), &out, false)
+	opts := smokeOptions("c", "d", "e")
+	opts.halfPeak = true
+	rep, err := run(context.Background(), opts, &out, false)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkClean(t, rep, "c")
+	c := checkClean(t, rep, "c")
+	// The half-peak turns follow (c)'s, at half of what (c) just did.
+	half := checkClean(t, rep, "c-half")
+	if half.RPS <= 0 || half.RPS > c.RPS || !strings.Contains(half.Title, "req/s offered") {
+		t.Errorf("c at half of its peak: %.0f req/s (%s), c at peak %.0f", half.RPS, half.Title, c.RPS)
+	}
 	// 1 s in turns of 250 ms: four cycles, each pairing both sinks with c.
 	if len(rep.Cycles) != 4 {
 		t.Errorf("%d cycles of turns, want 4", len(rep.Cycles))

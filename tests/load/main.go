@@ -88,7 +88,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.concurrency, "concurrency", 50, "concurrent connections (closed loop), or the most requests in flight (open loop)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each measurement")
 	fs.Float64Var(&o.rate, "rate", 0, "open loop: send this many requests/s whatever the replies, latency counted from when each was due (0: closed loop)")
-	fs.BoolVar(&o.halfPeak, "half-peak", false, "after the scenarios, rerun c in open loop at half of its measured peak and report its p99")
+	fs.BoolVar(&o.halfPeak, "half-peak", false, "also measure c in open loop at half of its peak and report its p99: in turns, after each of c's turns at half of what it just measured; otherwise after the scenarios, at half of c's result")
 	fs.BoolVar(&o.smoke, "smoke", false, "a short run for CI: 1 s per scenario, concurrency 8, 200 ms warm-up (explicit flags win)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this JSON file")
 	fs.BoolVar(&o.requireAll, "require-all", false, "exit non-zero when a scenario is skipped because its service is unavailable")
@@ -368,7 +368,7 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 				defs = append(defs, def)
 			}
 			var cycles []round
-			rd.Results, cycles = r.runSliced(ctx, defs, spec, opts.slice, out)
+			rd.Results, cycles = r.runSlicedHalfPeak(ctx, defs, spec, opts.slice, opts.halfPeak, out)
 			rep.Cycles = append(rep.Cycles, cycles...)
 		} else {
 			for _, key := range opts.scenarios {
@@ -387,9 +387,10 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 	if len(rep.Rounds) == 1 {
 		rep.Results, rep.Rounds = rep.Rounds[0].Results, nil
 	} else {
-		rep.Results = medianRounds(rep.Rounds, opts.scenarios)
+		rep.Results = medianRounds(rep.Rounds, append(slices.Clone(opts.scenarios), "c-half"))
 	}
-	if opts.halfPeak && ctx.Err() == nil {
+	halfDone := slices.ContainsFunc(rep.Results, func(r *result) bool { return r.Key == "c-half" })
+	if opts.halfPeak && !halfDone && ctx.Err() == nil {
 		// The peak is a closed-loop figure: a c measured under -rate is not one.
 		var peak *result
 		if opts.rate == 0 {

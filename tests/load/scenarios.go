@@ -133,7 +133,7 @@ type liveScenario struct {
 	gen        *generator
 	metricsURL string
 	profileURL string
-	batches    batchCounts // the input's counters before the first measured phase
+	batches    batchCounts // the input's batches and requests during the measured phases
 
 	// What the measured phases saw, added up.
 	phase                   *phaseResult
@@ -276,10 +276,12 @@ func (r *runner) warm(ctx context.Context, l *liveScenario, spec loadSpec) error
 // totals: requests and latencies, and the CPU time of the server, the sink,
 // the load generator and the whole machine during the phase.
 func (r *runner) measure(ctx context.Context, l *liveScenario, spec loadSpec, profile bool) (phaseFigures, error) {
-	if l.phase == nil && l.metricsURL != "" {
-		// Read before the CPU times, so the scrape is not counted as load.
+	// The input's counters are read outside the CPU readings, so the
+	// scrapes are not counted as load.
+	var batchesBefore batchCounts
+	if l.metricsURL != "" {
 		var err error
-		if l.batches, err = readBatchCounts(ctx, l.metricsURL); err != nil {
+		if batchesBefore, err = readBatchCounts(ctx, l.metricsURL); err != nil {
 			return phaseFigures{}, fmt.Errorf("reading the server's metrics: %v", err)
 		}
 	}
@@ -324,6 +326,14 @@ func (r *runner) measure(ctx context.Context, l *liveScenario, spec loadSpec, pr
 	if ctx.Err() != nil {
 		return phaseFigures{}, errors.New("interrupted")
 	}
+	if l.metricsURL != "" {
+		after, err := readBatchCounts(ctx, l.metricsURL)
+		if err != nil {
+			return phaseFigures{}, fmt.Errorf("reading the server's metrics after the run: %v", err)
+		}
+		l.batches.batches += after.batches - batchesBefore.batches
+		l.batches.messages += after.messages - batchesBefore.messages
+	}
 	l.serverCPU += cpuAfter - cpuBefore
 	l.loadCPU += loadAfter - loadBefore
 	l.machineBusy += busyAfter - busyBefore
@@ -344,14 +354,8 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 	if phase == nil {
 		return l.fail("nothing was measured")
 	}
-	if l.metricsURL != "" {
-		after, err := readBatchCounts(ctx, l.metricsURL)
-		if err != nil {
-			return l.fail("reading the server's metrics after the run: %v", err)
-		}
-		if n := after.batches - l.batches.batches; n > 0 {
-			res.BatchSize = (after.messages - l.batches.messages) / n
-		}
+	if l.batches.batches > 0 {
+		res.BatchSize = l.batches.messages / l.batches.batches
 	}
 	rss, err := peakRSS(l.srv.pid())
 	if err != nil {
@@ -408,6 +412,14 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 // returns each scenario's result over all its slices and the ratios of
 // every cycle.
 func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, out io.Writer) ([]*result, []round) {
+	return r.runSlicedHalfPeak(ctx, defs, spec, slice, false, out)
+}
+
+// runSlicedHalfPeak is runSliced, and with halfPeak, after (c)'s turn in
+// each cycle, a turn of open-loop load on (c)'s server at half of what (c)
+// just measured: the latency at half of the peak, both taken in the same
+// stretch of the machine's weather. Its result is the last, keyed c-half.
+func (r *runner) runSlicedHalfPeak(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, halfPeak bool, out io.Writer) ([]*result, []round) {
 	var started, active []*liveScenario
 	defer func() {
 		for _, l := range started {
@@ -427,6 +439,16 @@ func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpe
 		started = append(started, l)
 		active = append(active, l)
 	}
+	// half shares (c)'s server and connections; (c) owns them, so closing
+	// half closes nothing.
+	var half, peak *liveScenario
+	if i := slices.IndexFunc(started, func(l *liveScenario) bool { return l.def.key == "c" }); halfPeak && i >= 0 {
+		peak = started[i]
+		half = &liveScenario{def: peak.def, tb: &serviceTB{name: "c-half"}, srv: peak.srv, gen: peak.gen, metricsURL: peak.metricsURL, closed: true}
+		half.res = &result{Key: "c-half", Title: peak.def.title + " at half of its peak", Errors: map[string]int64{},
+			Load: fmt.Sprintf("open loop at half of (c)'s rate in the turn before, up to %d in flight, in turns of %s", spec.concurrency, slice)}
+	}
+	var offered, offeredTurns float64
 	// turns gives each active scenario a turn of d, the first one a step
 	// further along the list each time, so no scenario always follows the
 	// same one (and what it leaves behind, a database's background writes,
@@ -466,11 +488,30 @@ func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpe
 			if err == nil {
 				figures = append(figures, &result{Key: l.def.key, Status: statusOK, RPS: f.rps, PerCPUSecond: f.perCPU})
 			}
+			if err == nil && l == peak && f.rps > 0 && half.res.Status == "" {
+				s.rate = f.rps / 2
+				if _, err := r.measure(ctx, half, s, false); err != nil {
+					half.fail("%v", err)
+				}
+				offered += s.rate
+				offeredTurns++
+			}
 			return err
 		})
 		var c round
 		c.Ratios, c.CPURatios = ratios(figures)
 		cycles = append(cycles, c)
+	}
+	// Before (c) is finished: half reads (c)'s server.
+	var halfRes *result
+	if half != nil {
+		halfRes = half.res
+		if halfRes.Status == "" {
+			halfRes = r.finish(ctx, half)
+		}
+		if offeredTurns > 0 {
+			halfRes.Title = fmt.Sprintf("%s at half of peak (%.0f req/s offered)", peak.def.title, offered/offeredTurns)
+		}
 	}
 	for i := range results {
 		if results[i] == nil {
@@ -482,6 +523,10 @@ func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpe
 			}
 		}
 		printProgress(out, results[i])
+	}
+	if halfRes != nil {
+		results = append(results, halfRes)
+		printProgress(out, halfRes)
 	}
 	return results, withoutFailed(cycles, results)
 }
