@@ -192,18 +192,7 @@ input:
 		cancel()
 		<-done
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("webhook_server did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitListening(t, addr)
 	return "http://" + addr, got
 }
 
