@@ -434,7 +434,7 @@ func (e *exporter) newSeriesCache() *seriesCache {
 // caching it when there is none.
 func seriesFor[T any](c *seriesCache, values []string, build func([]string) T) T {
 	if len(values) > maxCachedLabels {
-		return build(slices.Clone(values))
+		return build(values)
 	}
 	k := seriesKey{n: len(values)}
 	copy(k.values[:], values)
@@ -445,10 +445,10 @@ func seriesFor[T any](c *seriesCache, values []string, build func([]string) T) T
 			return v.(T)
 		}
 		if len(cur.m) >= maxCachedSeries {
-			return build(slices.Clone(values))
+			return build(values)
 		}
 	}
-	series := build(slices.Clone(values))
+	series := build(values)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	next := &cachedSeries{built: deletions, m: map[seriesKey]any{k: series}}

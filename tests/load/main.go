@@ -368,7 +368,7 @@ func run(ctx context.Context, opts options, out io.Writer, allowPin bool) (*repo
 				defs = append(defs, def)
 			}
 			var cycles []round
-			rd.Results, cycles = r.runSlicedHalfPeak(ctx, defs, spec, opts.slice, opts.halfPeak, out)
+			rd.Results, cycles = r.runSliced(ctx, defs, spec, opts.slice, opts.halfPeak, out)
 			rep.Cycles = append(rep.Cycles, cycles...)
 		} else {
 			for _, key := range opts.scenarios {

@@ -408,18 +408,12 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 // moves from one to the next every slice (the warm-up too, in the same
 // turns) until each has been measured for the spec's duration. Every
 // scenario sees the same stretch of the machine's weather, so their ratios
-// can be taken within each cycle of turns rather than across minutes. It
-// returns each scenario's result over all its slices and the ratios of
-// every cycle.
-func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, out io.Writer) ([]*result, []round) {
-	return r.runSlicedHalfPeak(ctx, defs, spec, slice, false, out)
-}
-
-// runSlicedHalfPeak is runSliced, and with halfPeak, after (c)'s turn in
-// each cycle, a turn of open-loop load on (c)'s server at half of what (c)
-// just measured: the latency at half of the peak, both taken in the same
-// stretch of the machine's weather. Its result is the last, keyed c-half.
-func (r *runner) runSlicedHalfPeak(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, halfPeak bool, out io.Writer) ([]*result, []round) {
+// can be taken within each cycle of turns rather than across minutes. With
+// halfPeak, each of (c)'s turns is followed by one of open-loop load on its
+// server at half of what (c) just reached: the latency at half of the peak,
+// taken in the same stretch as the peak. It returns each scenario's result
+// over all its slices (c-half last) and the ratios of every cycle.
+func (r *runner) runSliced(ctx context.Context, defs []scenarioDef, spec loadSpec, slice time.Duration, halfPeak bool, out io.Writer) ([]*result, []round) {
 	var started, active []*liveScenario
 	defer func() {
 		for _, l := range started {
