@@ -29,6 +29,7 @@ const idleCheckAfter = 100 * time.Millisecond
 type clientConn struct {
 	addr string // host:port to dial
 	conn net.Conn
+	io   io.ReadWriter // conn's reads and writes (see socketIO)
 	r    *bufio.Reader
 	wbuf []byte
 	// lastReply is when the last reply on conn was read.
@@ -42,7 +43,7 @@ func newClientConn(addr string) *clientConn {
 func (c *clientConn) close() {
 	if c.conn != nil {
 		c.conn.Close()
-		c.conn, c.r = nil, nil
+		c.conn, c.io, c.r = nil, nil, nil
 	}
 }
 
@@ -71,7 +72,8 @@ func (c *clientConn) post(ctx context.Context, path, headerName, headerValue str
 		if err != nil {
 			return 0, err
 		}
-		c.conn, c.r = conn, bufio.NewReaderSize(conn, 4096)
+		c.conn, c.io = conn, socketIO(conn)
+		c.r = bufio.NewReaderSize(c.io, 4096)
 	}
 	if ctx.Done() != nil {
 		conn := c.conn
@@ -106,7 +108,7 @@ func (c *clientConn) roundTrip(deadline time.Time) (int, error) {
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		return 0, err
 	}
-	if _, err := c.conn.Write(c.wbuf); err != nil {
+	if _, err := c.io.Write(c.wbuf); err != nil {
 		return 0, err
 	}
 	status, keepAlive, err := readReply(c.r)
