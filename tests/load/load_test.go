@@ -222,6 +222,27 @@ webhook_requests_total 1e+06
 	if err != nil || c.batches != 33 || c.messages != 90 {
 		t.Fatalf("%+v, %v", c, err)
 	}
+	timers := `# TYPE input_latency_ns histogram
+input_latency_ns_bucket{label="",path="root.input",le="0.001"} 3
+input_latency_ns_sum{label="",path="root.input"} 0.5
+input_latency_ns_count{label="",path="root.input"} 4
+# TYPE output_latency_ns histogram
+output_latency_ns_sum{label="",path="root.output.switch.cases.0.output"} 0.25
+output_latency_ns_count{label="",path="root.output.switch.cases.0.output"} 1
+output_latency_ns_sum{label="",path="root.output.switch.cases.1.output"} 1.75
+output_latency_ns_count{label="",path="root.output.switch.cases.1.output"} 3
+# TYPE processor_latency_ns histogram
+processor_latency_ns_sum{label="",path="root.pipeline.processors.0"} 9
+`
+	c, err = parseBatchCounts(timers)
+	if err != nil || c.held != 4 || c.heldSeconds != 0.5 || c.writes != 4 || c.writeSecond != 2 {
+		t.Fatalf("timers: %+v, %v", c, err)
+	}
+	// A summary's sum is in nanoseconds: not taken for seconds.
+	summary := "# TYPE output_latency_ns summary\noutput_latency_ns_sum 2.5e+06\noutput_latency_ns_count 1\n"
+	if c, err := parseBatchCounts(summary); err != nil || c != (batchCounts{}) {
+		t.Fatalf("summary timers: %+v, %v", c, err)
+	}
 	if c, err := parseBatchCounts("process_cpu_seconds_total 3\n"); err != nil || c != (batchCounts{}) {
 		t.Fatalf("no counters: %+v, %v", c, err)
 	}

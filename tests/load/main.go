@@ -472,7 +472,7 @@ func printProgress(out io.Writer, r *result) {
 
 func printReport(out io.Writer, rep *report) {
 	fmt.Fprintln(out)
-	rows := [][]string{{"", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "requests", "errors", "peak RSS MiB", "server CPU s", "req/CPU-s", "sink CPU s", "load CPU s", "machine busy", "batch"}}
+	rows := [][]string{{"", "scenario", "req/s", "p50 ms", "p99 ms", "p999 ms", "requests", "errors", "peak RSS MiB", "server CPU s", "req/CPU-s", "sink CPU s", "load CPU s", "machine busy", "batch", "batch held/write ms"}}
 	for _, r := range rep.Results {
 		if r.Status != statusOK {
 			rows = append(rows, []string{r.Key, r.Title, r.Status})
@@ -481,7 +481,7 @@ func printReport(out io.Writer, rep *report) {
 		rows = append(rows, []string{r.Key, r.Title,
 			fmt.Sprintf("%.0f", r.RPS), fmt.Sprintf("%.2f", r.P50Ms), fmt.Sprintf("%.2f", r.P99Ms), fmt.Sprintf("%.2f", r.P999Ms),
 			fmt.Sprint(r.Requests), r.errorText, fmt.Sprintf("%.1f", r.PeakRSSMiB), fmt.Sprintf("%.2f", r.ServerCPUSeconds),
-			fmt.Sprintf("%.0f", r.PerCPUSecond), sinkCPU(r), fmt.Sprintf("%.2f", r.LoadCPUSeconds), fmt.Sprintf("%.0f%%", 100*r.MachineBusy), batchSize(r)})
+			fmt.Sprintf("%.0f", r.PerCPUSecond), sinkCPU(r), fmt.Sprintf("%.2f", r.LoadCPUSeconds), fmt.Sprintf("%.0f%%", 100*r.MachineBusy), batchSize(r), batchTimes(r)})
 	}
 	printTable(out, rows, 2)
 	fmt.Fprintln(out)
@@ -546,6 +546,15 @@ func batchSize(r *result) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1f", r.BatchSize)
+}
+
+// batchTimes is how long a batch was held (handed over until acknowledged)
+// and how long an output took to write one, in ms.
+func batchTimes(r *result) string {
+	if r.BatchHeldMs == 0 && r.BatchWriteMs == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f/%.2f", r.BatchHeldMs, r.BatchWriteMs)
 }
 
 func formatRatios(m map[string]float64) string {

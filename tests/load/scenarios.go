@@ -92,8 +92,14 @@ type result struct {
 	MachineBusy float64 `json:"machine_busy"`
 	// BatchSize is the mean number of requests the webhook input gathered
 	// into one message batch during the measured phase (hookpipe only).
-	BatchSize float64       `json:"mean_batch_size,omitempty"`
-	Stored    *verification `json:"stored,omitempty"`
+	BatchSize float64 `json:"mean_batch_size,omitempty"`
+	// BatchHeldMs is the mean time from the input handing a batch over to
+	// its acknowledgement, and BatchWriteMs the mean time an output took to
+	// write one (a switch output's cases each count), from the server's
+	// own timers: in (d), how much of a batch's time is the database's.
+	BatchHeldMs  float64       `json:"mean_batch_held_ms,omitempty"`
+	BatchWriteMs float64       `json:"mean_batch_write_ms,omitempty"`
+	Stored       *verification `json:"stored,omitempty"`
 
 	errorText string
 }
@@ -333,6 +339,10 @@ func (r *runner) measure(ctx context.Context, l *liveScenario, spec loadSpec, pr
 		}
 		l.batches.batches += after.batches - batchesBefore.batches
 		l.batches.messages += after.messages - batchesBefore.messages
+		l.batches.held += after.held - batchesBefore.held
+		l.batches.heldSeconds += after.heldSeconds - batchesBefore.heldSeconds
+		l.batches.writes += after.writes - batchesBefore.writes
+		l.batches.writeSecond += after.writeSecond - batchesBefore.writeSecond
 	}
 	l.serverCPU += cpuAfter - cpuBefore
 	l.loadCPU += loadAfter - loadBefore
@@ -356,6 +366,12 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 	}
 	if l.batches.batches > 0 {
 		res.BatchSize = l.batches.messages / l.batches.batches
+	}
+	if l.batches.held > 0 {
+		res.BatchHeldMs = 1000 * l.batches.heldSeconds / l.batches.held
+	}
+	if l.batches.writes > 0 {
+		res.BatchWriteMs = 1000 * l.batches.writeSecond / l.batches.writes
 	}
 	rss, err := peakRSS(l.srv.pid())
 	if err != nil {

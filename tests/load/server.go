@@ -337,7 +337,15 @@ func captureProfile(ctx context.Context, url string, d time.Duration, path strin
 
 // batchCounts are the webhook input's counters of message batches and of
 // the requests in them.
-type batchCounts struct{ batches, messages float64 }
+type batchCounts struct {
+	batches, messages float64
+	// The engine's timers, histograms in seconds: an input's from handing a
+	// batch over to its acknowledgement (input_latency_ns), an output's
+	// from taking a batch to its write returning (output_latency_ns), each
+	// summed over its label sets (a switch output's cases).
+	held, heldSeconds   float64
+	writes, writeSecond float64
+}
 
 // readBatchCounts reads the counters off the server's Prometheus endpoint.
 // A server without them (the stock engine, no Prometheus) counts zero.
@@ -369,19 +377,42 @@ func readBatchCounts(ctx context.Context, url string) (batchCounts, error) {
 // summed over their label sets.
 func parseBatchCounts(text string) (batchCounts, error) {
 	var c batchCounts
+	// Timers count only as histograms, whose sums are in seconds (a
+	// summary's are in nanoseconds).
+	histograms := map[string]bool{}
 	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
-		if line == "" || line[0] == '#' {
+		if line == "" {
+			continue
+		}
+		if line[0] == '#' {
+			if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" && f[3] == "histogram" {
+				histograms[f[2]] = true
+			}
 			continue
 		}
 		nameEnd := strings.IndexAny(line+" ", "{ ")
 		name, rest := line[:nameEnd], line[nameEnd:]
+		if family, ok := strings.CutSuffix(name, "_sum"); ok && !histograms[family] {
+			continue
+		}
+		if family, ok := strings.CutSuffix(name, "_count"); ok && !histograms[family] {
+			continue
+		}
 		var dst *float64
 		switch name {
 		case "webhook_batches_total":
 			dst = &c.batches
 		case "webhook_batch_messages_total":
 			dst = &c.messages
+		case "input_latency_ns_count":
+			dst = &c.held
+		case "input_latency_ns_sum":
+			dst = &c.heldSeconds
+		case "output_latency_ns_count":
+			dst = &c.writes
+		case "output_latency_ns_sum":
+			dst = &c.writeSecond
 		default:
 			continue
 		}
