@@ -238,10 +238,16 @@ processor_latency_ns_sum{label="",path="root.pipeline.processors.0"} 9
 	if err != nil || c.held != 4 || c.heldSeconds != 0.5 || c.writes != 4 || c.writeSecond != 2 {
 		t.Fatalf("timers: %+v, %v", c, err)
 	}
-	// A summary's sum is in nanoseconds: not taken for seconds.
-	summary := "# TYPE output_latency_ns summary\noutput_latency_ns_sum 2.5e+06\noutput_latency_ns_count 1\n"
-	if c, err := parseBatchCounts(summary); err != nil || c != (batchCounts{}) {
+	// A summary's sum is in nanoseconds.
+	summary := "# TYPE output_latency_ns summary\noutput_latency_ns{quantile=\"0.5\"} 2e+06\noutput_latency_ns_sum 2.5e+06\noutput_latency_ns_count 1\n"
+	if c, err := parseBatchCounts(summary); err != nil || c.writes != 1 || c.writeSecond != 0.0025 {
 		t.Fatalf("summary timers: %+v, %v", c, err)
+	}
+	// Samples without a TYPE line before them, or of a family that is not a
+	// timer type, are not taken for timers.
+	untyped := "output_latency_ns_sum 7\noutput_latency_ns_count 1\n# TYPE input_latency_ns gauge\ninput_latency_ns_sum 3\ninput_latency_ns_count 1\n"
+	if c, err := parseBatchCounts(untyped); err != nil || c != (batchCounts{}) {
+		t.Fatalf("untyped timers: %+v, %v", c, err)
 	}
 	if c, err := parseBatchCounts("process_cpu_seconds_total 3\n"); err != nil || c != (batchCounts{}) {
 		t.Fatalf("no counters: %+v, %v", c, err)

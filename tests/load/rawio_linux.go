@@ -10,12 +10,15 @@ import (
 )
 
 // rawSocket reads and writes a non-blocking socket with raw system calls,
-// waiting in the runtime's poller only when the socket is not ready. A
-// net.Conn marks every read and write as a system call that may block: on a
-// machine where system calls are slow, the runtime then hands the
-// generator's only processor to another thread mid-call and takes it back
-// afterwards, context switches that cost the core it shares with the
-// scenario's database or broker more than the calls themselves.
+// waiting in the runtime's poller when it is not ready, as a net.Conn does.
+// The difference is the bookkeeping: a net.Conn tells the runtime each call
+// may block, and a call that outlasts the runtime's monitor interval (20 µs
+// and up) gets the processor handed to another thread and taken back after.
+// On a machine where system calls and context switches are dear, a loopback
+// write can last that long, and with the generator pinned to one CPU
+// (GOMAXPROCS 1) the hand-overs cost the core it shares with the scenario's
+// database or broker more than the calls. A raw call is invisible to the
+// runtime, which is acceptable only because the socket never blocks.
 type rawSocket struct {
 	rc syscall.RawConn
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -48,7 +49,10 @@ func TestSocketIOIsRawOnTCP(t *testing.T) {
 // deliver every byte in order.
 func TestRawSocketWriteWaitsForSlowReader(t *testing.T) {
 	client, server := tcpPair(t)
-	payload := make([]byte, 16<<20)
+	// A small send buffer, so the write cannot finish before the reader
+	// reads (the receive window is far smaller than the payload too).
+	client.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	payload := make([]byte, 1<<20)
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
@@ -96,6 +100,32 @@ func TestRawSocketReadHonoursDeadline(t *testing.T) {
 	_, err := socketIO(client).Read(make([]byte, 16))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// A deadline set while a write waits for room ends the write, with the count
+// of what went out: how a cancelled request in flight is stopped.
+func TestRawSocketWriteHonoursDeadline(t *testing.T) {
+	client, _ := tcpPair(t)
+	client.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		client.SetDeadline(time.Unix(1, 0))
+	}()
+	n, err := socketIO(client).Write(make([]byte, 64<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n <= 0 || n >= 64<<20 {
+		t.Fatalf("Write stopped by the deadline = %d, %v; want a partial count and os.ErrDeadlineExceeded", n, err)
+	}
+}
+
+// A read from a connection the peer reset reports the reset.
+func TestRawSocketReadAfterReset(t *testing.T) {
+	client, server := tcpPair(t)
+	server.(*net.TCPConn).SetLinger(0)
+	server.Close()
+	_, err := socketIO(client).Read(make([]byte, 16))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Read after a reset: %v, want ECONNRESET", err)
 	}
 }
 

@@ -93,10 +93,12 @@ type result struct {
 	// BatchSize is the mean number of requests the webhook input gathered
 	// into one message batch during the measured phase (hookpipe only).
 	BatchSize float64 `json:"mean_batch_size,omitempty"`
-	// BatchHeldMs is the mean time from the input handing a batch over to
-	// its acknowledgement, and BatchWriteMs the mean time an output took to
-	// write one (a switch output's cases each count), from the server's
-	// own timers: in (d), how much of a batch's time is the database's.
+	// BatchHeldMs is the mean time from the input handing a batch over (the
+	// engine starts the clock before the pipeline takes it) to its
+	// acknowledgement, and BatchWriteMs the mean time an output took for a
+	// successful write of one (all of it: args mapping, the driver, the
+	// database and waiting for a core; a switch output's cases, dead letters
+	// included, averaged together), from the server's own timers.
 	BatchHeldMs  float64       `json:"mean_batch_held_ms,omitempty"`
 	BatchWriteMs float64       `json:"mean_batch_write_ms,omitempty"`
 	Stored       *verification `json:"stored,omitempty"`

@@ -339,10 +339,10 @@ func captureProfile(ctx context.Context, url string, d time.Duration, path strin
 // the requests in them.
 type batchCounts struct {
 	batches, messages float64
-	// The engine's timers, histograms in seconds: an input's from handing a
-	// batch over to its acknowledgement (input_latency_ns), an output's
-	// from taking a batch to its write returning (output_latency_ns), each
-	// summed over its label sets (a switch output's cases).
+	// The engine's timers, in seconds: an input's from handing a batch over
+	// to its acknowledgement (input_latency_ns), an output's from taking a
+	// batch to its write returning (output_latency_ns), each summed over its
+	// label sets (a switch output's cases).
 	held, heldSeconds   float64
 	writes, writeSecond float64
 }
@@ -377,26 +377,35 @@ func readBatchCounts(ctx context.Context, url string) (batchCounts, error) {
 // summed over their label sets.
 func parseBatchCounts(text string) (batchCounts, error) {
 	var c batchCounts
-	// Timers count only as histograms, whose sums are in seconds (a
-	// summary's are in nanoseconds).
-	histograms := map[string]bool{}
+	// The exporter writes a timer as a histogram in seconds
+	// (use_histogram_timing) or as a summary in nanoseconds; the format puts
+	// a family's TYPE line before its samples. A timer of neither type is
+	// not counted.
+	timerTypes := map[string]string{}
 	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		if line == "" {
 			continue
 		}
 		if line[0] == '#' {
-			if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" && f[3] == "histogram" {
-				histograms[f[2]] = true
+			if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
+				timerTypes[f[2]] = f[3]
 			}
 			continue
 		}
 		nameEnd := strings.IndexAny(line+" ", "{ ")
 		name, rest := line[:nameEnd], line[nameEnd:]
-		if family, ok := strings.CutSuffix(name, "_sum"); ok && !histograms[family] {
-			continue
+		scale := 1.0
+		if family, ok := strings.CutSuffix(name, "_sum"); ok {
+			switch timerTypes[family] {
+			case "histogram":
+			case "summary":
+				scale = 1e-9
+			default:
+				continue
+			}
 		}
-		if family, ok := strings.CutSuffix(name, "_count"); ok && !histograms[family] {
+		if family, ok := strings.CutSuffix(name, "_count"); ok && timerTypes[family] != "histogram" && timerTypes[family] != "summary" {
 			continue
 		}
 		var dst *float64
@@ -429,7 +438,7 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		if err != nil {
 			return batchCounts{}, fmt.Errorf("metric line %q: %q is not a number", line, value)
 		}
-		*dst += v
+		*dst += v * scale
 	}
 	return c, nil
 }
