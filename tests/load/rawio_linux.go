@@ -26,15 +26,10 @@ type rawSocket struct {
 // socketIO is the reader and writer of conn: a rawSocket where the
 // connection offers its descriptor, else conn itself.
 func socketIO(conn net.Conn) io.ReadWriter {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return conn
+	if rc, ok := rawConn(conn); ok {
+		return &rawSocket{rc: rc}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return conn
-	}
-	return &rawSocket{rc: rc}
+	return conn
 }
 
 func (s *rawSocket) Read(p []byte) (int, error) {

@@ -373,7 +373,8 @@ func readBatchCounts(ctx context.Context, url string) (batchCounts, error) {
 	return parseBatchCounts(string(body))
 }
 
-// parseBatchCounts picks the two counters out of the Prometheus text format,
+// parseBatchCounts picks the input's batch counters and the engine's input and
+// output timers out of the Prometheus text format,
 // summed over their label sets.
 func parseBatchCounts(text string) (batchCounts, error) {
 	var c batchCounts
@@ -381,7 +382,15 @@ func parseBatchCounts(text string) (batchCounts, error) {
 	// (use_histogram_timing) or as a summary in nanoseconds; the format puts
 	// a family's TYPE line before its samples. A timer of neither type is
 	// not counted.
-	timerTypes := map[string]string{}
+	familyTypes := map[string]string{}
+	targets := map[string]*float64{
+		"webhook_batches_total":        &c.batches,
+		"webhook_batch_messages_total": &c.messages,
+		"input_latency_ns_count":       &c.held,
+		"input_latency_ns_sum":         &c.heldSeconds,
+		"output_latency_ns_count":      &c.writes,
+		"output_latency_ns_sum":        &c.writeSecond,
+	}
 	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
 		if line == "" {
@@ -389,41 +398,27 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		}
 		if line[0] == '#' {
 			if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
-				timerTypes[f[2]] = f[3]
+				familyTypes[f[2]] = f[3]
 			}
 			continue
 		}
 		nameEnd := strings.IndexAny(line+" ", "{ ")
 		name, rest := line[:nameEnd], line[nameEnd:]
+		dst, ok := targets[name]
+		if !ok {
+			continue
+		}
 		scale := 1.0
-		if family, ok := strings.CutSuffix(name, "_sum"); ok {
-			switch timerTypes[family] {
+		if family, timer := timerFamily(name); timer {
+			switch familyTypes[family] {
 			case "histogram":
 			case "summary":
-				scale = 1e-9
+				if strings.HasSuffix(name, "_sum") {
+					scale = 1e-9
+				}
 			default:
 				continue
 			}
-		}
-		if family, ok := strings.CutSuffix(name, "_count"); ok && timerTypes[family] != "histogram" && timerTypes[family] != "summary" {
-			continue
-		}
-		var dst *float64
-		switch name {
-		case "webhook_batches_total":
-			dst = &c.batches
-		case "webhook_batch_messages_total":
-			dst = &c.messages
-		case "input_latency_ns_count":
-			dst = &c.held
-		case "input_latency_ns_sum":
-			dst = &c.heldSeconds
-		case "output_latency_ns_count":
-			dst = &c.writes
-		case "output_latency_ns_sum":
-			dst = &c.writeSecond
-		default:
-			continue
 		}
 		// name{labels} value [timestamp]; label values are quoted and may
 		// hold spaces and braces, but not an unescaped quote.
@@ -441,6 +436,14 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		*dst += v * scale
 	}
 	return c, nil
+}
+
+// timerFamily is the metric family of a timer's _sum or _count sample.
+func timerFamily(name string) (string, bool) {
+	if family, ok := strings.CutSuffix(name, "_sum"); ok {
+		return family, true
+	}
+	return strings.CutSuffix(name, "_count")
 }
 
 // labelsEnd is the index just past the label set that opens s ("{...}").
