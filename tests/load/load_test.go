@@ -235,12 +235,12 @@ output_latency_ns_count{label="",path="root.output.switch.cases.1.output"} 3
 processor_latency_ns_sum{label="",path="root.pipeline.processors.0"} 9
 `
 	c, err = parseBatchCounts(timers)
-	if err != nil || c.held != 4 || c.heldSeconds != 0.5 || c.writes != 4 || c.writeSecond != 2 {
+	if err != nil || c.held != 4 || c.heldSeconds != 0.5 || c.writes != 4 || c.writeSeconds != 2 {
 		t.Fatalf("timers: %+v, %v", c, err)
 	}
 	// A summary's sum is in nanoseconds.
 	summary := "# TYPE output_latency_ns summary\noutput_latency_ns{quantile=\"0.5\"} 2e+06\noutput_latency_ns_sum 2.5e+06\noutput_latency_ns_count 1\n"
-	if c, err := parseBatchCounts(summary); err != nil || c.writes != 1 || c.writeSecond != 0.0025 {
+	if c, err := parseBatchCounts(summary); err != nil || c.writes != 1 || c.writeSeconds != 0.0025 {
 		t.Fatalf("summary timers: %+v, %v", c, err)
 	}
 	// Samples without a TYPE line before them, or of a family that is not a
@@ -254,5 +254,16 @@ processor_latency_ns_sum{label="",path="root.pipeline.processors.0"} 9
 	}
 	if _, err := parseBatchCounts("webhook_batches_total{} x\n"); err == nil {
 		t.Fatal("a value that is not a number was taken")
+	}
+}
+
+func TestBatchCountsAddDelta(t *testing.T) {
+	total := batchCounts{batches: 1, messages: 2, held: 3, heldSeconds: 4, writes: 5, writeSeconds: 6}
+	before := batchCounts{batches: 10, messages: 20, held: 30, heldSeconds: 40, writes: 50, writeSeconds: 60}
+	after := batchCounts{batches: 12, messages: 50, held: 32, heldSeconds: 40.5, writes: 53, writeSeconds: 61}
+	total.addDelta(after, before)
+	want := batchCounts{batches: 3, messages: 32, held: 5, heldSeconds: 4.5, writes: 8, writeSeconds: 7}
+	if total != want {
+		t.Fatalf("got %+v, want %+v", total, want)
 	}
 }

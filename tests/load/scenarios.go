@@ -339,12 +339,7 @@ func (r *runner) measure(ctx context.Context, l *liveScenario, spec loadSpec, pr
 		if err != nil {
 			return phaseFigures{}, fmt.Errorf("reading the server's metrics after the run: %v", err)
 		}
-		l.batches.batches += after.batches - batchesBefore.batches
-		l.batches.messages += after.messages - batchesBefore.messages
-		l.batches.held += after.held - batchesBefore.held
-		l.batches.heldSeconds += after.heldSeconds - batchesBefore.heldSeconds
-		l.batches.writes += after.writes - batchesBefore.writes
-		l.batches.writeSecond += after.writeSecond - batchesBefore.writeSecond
+		l.batches.addDelta(after, batchesBefore)
 	}
 	l.serverCPU += cpuAfter - cpuBefore
 	l.loadCPU += loadAfter - loadBefore
@@ -373,7 +368,7 @@ func (r *runner) finish(ctx context.Context, l *liveScenario) *result {
 		res.BatchHeldMs = 1000 * l.batches.heldSeconds / l.batches.held
 	}
 	if l.batches.writes > 0 {
-		res.BatchWriteMs = 1000 * l.batches.writeSecond / l.batches.writes
+		res.BatchWriteMs = 1000 * l.batches.writeSeconds / l.batches.writes
 	}
 	rss, err := peakRSS(l.srv.pid())
 	if err != nil {

@@ -343,8 +343,18 @@ type batchCounts struct {
 	// to its acknowledgement (input_latency_ns), an output's from taking a
 	// batch to its write returning (output_latency_ns), each summed over its
 	// label sets (a switch output's cases).
-	held, heldSeconds   float64
-	writes, writeSecond float64
+	held, heldSeconds    float64
+	writes, writeSeconds float64
+}
+
+// addDelta adds what the counters grew by from before to after.
+func (c *batchCounts) addDelta(after, before batchCounts) {
+	c.batches += after.batches - before.batches
+	c.messages += after.messages - before.messages
+	c.held += after.held - before.held
+	c.heldSeconds += after.heldSeconds - before.heldSeconds
+	c.writes += after.writes - before.writes
+	c.writeSeconds += after.writeSeconds - before.writeSeconds
 }
 
 // readBatchCounts reads the counters off the server's Prometheus endpoint.
@@ -389,7 +399,7 @@ func parseBatchCounts(text string) (batchCounts, error) {
 		"input_latency_ns_count":       &c.held,
 		"input_latency_ns_sum":         &c.heldSeconds,
 		"output_latency_ns_count":      &c.writes,
-		"output_latency_ns_sum":        &c.writeSecond,
+		"output_latency_ns_sum":        &c.writeSeconds,
 	}
 	for line := range strings.Lines(text) {
 		line = strings.TrimSpace(line)
