@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/hookpipe/hookpipe/tests/harness"
 )
 
 // Tests that play the engine's part themselves: they call ReadBatch and
@@ -27,12 +28,7 @@ func pendingTestServer(t *testing.T, maxPending int) (*webhookServer, string) {
 // max_pending_wait given.
 func testServer(t *testing.T, maxPending int, timeout, pendingWait time.Duration) (*webhookServer, string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t))
 	conf, err := inputSpec().ParseYAML(fmt.Sprintf(`
 address: %s
 timeout: %s
@@ -100,18 +96,26 @@ func readInBackground(ctx context.Context, w *webhookServer) <-chan readResult {
 	return out
 }
 
+// readOneRequest posts request i, waits for it to queue, and reads it as a
+// batch of one, returning its reply status channel and the batch's ack.
+func readOneRequest(t *testing.T, w *webhookServer, url string, i int) (<-chan int, service.AckFunc) {
+	t.Helper()
+	status := post(t, url, i)
+	waitQueued(t, w, 1)
+	batch, ack, err := w.ReadBatch(context.Background())
+	if err != nil || len(batch) != 1 {
+		t.Fatalf("batch of request %d: %d messages, error %v", i, len(batch), err)
+	}
+	return status, ack
+}
+
 // With max_pending_batches reached, the next batch is held until a pending
 // one is acknowledged, and everything that arrived meanwhile goes into it.
 func TestMaxPendingBatchesGathersWhileBusy(t *testing.T) {
 	w, url := pendingTestServer(t, 1)
 	ctx := context.Background()
 
-	first := post(t, url, 0)
-	waitQueued(t, w, 1)
-	batch, ack, err := w.ReadBatch(ctx)
-	if err != nil || len(batch) != 1 {
-		t.Fatalf("first batch: %d messages, error %v", len(batch), err)
-	}
+	first, ack := readOneRequest(t, w, url, 0)
 
 	var later []<-chan int
 	for i := 1; i <= 3; i++ {
@@ -155,12 +159,7 @@ func TestMaxPendingBatchesGathersWhileBusy(t *testing.T) {
 func TestMaxPendingBatchesFreedByNack(t *testing.T) {
 	w, url := pendingTestServer(t, 1)
 	ctx := context.Background()
-	failed := post(t, url, 0)
-	waitQueued(t, w, 1)
-	_, ack, err := w.ReadBatch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	failed, ack := readOneRequest(t, w, url, 0)
 	if err := ack(ctx, errors.New("sink down")); err != nil {
 		t.Fatal(err)
 	}
@@ -192,11 +191,7 @@ func TestMaxPendingBatchesWaitEndsAtShutdown(t *testing.T) {
 	for _, stop := range []string{"context", "close"} {
 		t.Run(stop, func(t *testing.T) {
 			w, url := pendingTestServer(t, 1)
-			post(t, url, 0)
-			waitQueued(t, w, 1)
-			if _, _, err := w.ReadBatch(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			readOneRequest(t, w, url, 0)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			r := readInBackground(ctx, w)
@@ -224,12 +219,7 @@ func TestMaxPendingWaitIsBounded(t *testing.T) {
 	const wait = 100 * time.Millisecond
 	w, url := testServer(t, 1, 5*time.Second, wait)
 	ctx := context.Background()
-	first := post(t, url, 0)
-	waitQueued(t, w, 1)
-	_, ackFirst, err := w.ReadBatch(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, ackFirst := readOneRequest(t, w, url, 0)
 	second := post(t, url, 1)
 	waitQueued(t, w, 1)
 	start := time.Now()
@@ -274,11 +264,7 @@ func TestMaxPendingWaitIsBounded(t *testing.T) {
 func TestNoPendingBatchLimitByDefault(t *testing.T) {
 	w, url := pendingTestServer(t, 0)
 	ctx := context.Background()
-	post(t, url, 0)
-	waitQueued(t, w, 1)
-	if _, _, err := w.ReadBatch(ctx); err != nil {
-		t.Fatal(err)
-	}
+	readOneRequest(t, w, url, 0)
 	post(t, url, 1)
 	waitQueued(t, w, 1)
 	select {
