@@ -313,3 +313,33 @@ func TestKafkaSink(t *testing.T) {
 		t.Fatalf("%d records after retries, want %d", total, len(byID))
 	}
 }
+
+// While the Kafka broker is down, readiness on the webhook listener fails
+// with no traffic at all (the output's probe finds no broker), liveness
+// holds; once the broker is back, readiness recovers and deliveries land.
+func TestKafkaOutageReadiness(t *testing.T) {
+	kafka := harness.Kafka(t, harness.KafkaRestartable())
+	hp := harness.StartHookpipe(t, "configs/kafka.yaml", append(sinkEnv,
+		"HOOKPIPE_KAFKA_BROKERS="+kafka.Brokers, "HOOKPIPE_KAFKA_TOPIC_PREFIX=outage.")...)
+	waitStatus(t, hp.URL+"/readyz", 200)
+
+	kafka.Stop()
+	if body := waitStatus(t, hp.URL+"/readyz", 503); !strings.Contains(body, "sink unreachable") {
+		t.Errorf("/readyz while Kafka is down: %s", body)
+	}
+	if status, _ := getStatus(t, hp.URL+"/healthz"); status != 200 {
+		t.Errorf("/healthz followed the sink: %d", status)
+	}
+
+	kafka.Start()
+	waitStatus(t, hp.URL+"/readyz", 200)
+	e := examples.All()[0]
+	path, hdr := providerAuth(e)
+	if status, body := hp.Post(t, path, e.Body, hdr); status != 200 {
+		t.Fatalf("after the outage: %d %s", status, body)
+	}
+	topic := "outage." + expectedType(e)
+	if got := harness.ConsumeWithKcat(t, kafka.Brokers, topic, 1); len(got) != 1 {
+		t.Fatalf("%d records on %s, want 1", len(got), topic)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/hookpipe/hookpipe/plugins/health"
 	"github.com/hookpipe/hookpipe/tests/harness"
 )
 
@@ -551,5 +552,74 @@ kafka_franz:
 				t.Errorf("logs leak the password:\n%s", logs.String())
 			}
 		})
+	}
+}
+
+// The readiness probe the output registers for the webhook input's /readyz:
+// it fails before the output connected and while the broker is down, passes
+// while a broker answers, and is removed by Close.
+func TestIntegrationReadinessProbe(t *testing.T) {
+	broker := harness.Kafka(t, harness.KafkaRestartable())
+	conf, err := franzOutputSpec().ParseYAML(fmt.Sprintf(`
+seed_brokers: [ %q ]
+topic: %s
+`, broker.Brokers, topicPrefix()+".probe"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := service.MockResources()
+	o, err := newStreamFranzOutput(conf, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := health.For(res).Probes()
+	if len(probes) != 1 || !strings.HasPrefix(probes[0].Name, "kafka_franz") {
+		t.Fatalf("probes %v, want the output's", probes)
+	}
+	probe := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return probes[0].Check(ctx)
+	}
+	// waitProbe polls the probe until its outcome is the wanted one.
+	waitProbe := func(pass bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			err := probe()
+			if (err == nil) == pass {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("probe still %v after 60s, want passing=%v", err, pass)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	ctx := context.Background()
+	if err := probe(); !errors.Is(err, service.ErrNotConnected) {
+		t.Errorf("probe before Connect: %v, want service.ErrNotConnected", err)
+	}
+	if err := o.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := probe(); err != nil {
+		t.Fatalf("probe while connected: %v", err)
+	}
+
+	broker.Stop()
+	waitProbe(false)
+	if err := probe(); err == nil || !strings.Contains(err.Error(), "no broker answered") {
+		t.Errorf("probe with the broker down: %v", err)
+	}
+
+	broker.Start()
+	waitProbe(true)
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(health.For(res).Probes()); n != 0 {
+		t.Errorf("%d probes left after Close", n)
 	}
 }

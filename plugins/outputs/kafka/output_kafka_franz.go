@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/hookpipe/hookpipe/plugins/health"
 	"github.com/hookpipe/hookpipe/plugins/jsonwrite"
 )
 
@@ -119,6 +120,12 @@ acknowledged that a broker has not confirmed. How long it keeps trying depends o
   duplicates (hookpipe's events carry a stable `+"`id`"+` to deduplicate on).
 
 When the pipeline shuts down, writes still waiting for a broker are nacked rather than holding the shutdown.
+
+== Readiness
+
+The output adds a readiness probe, run by hookpipe's webhook input for its `+"`/readyz`"+`: it fails until the output
+has connected, and while no broker answers an ApiVersions request (the client tries the brokers it knows, then the
+seed brokers). A load balancer then stops sending during an outage instead of finding out from held deliveries.
 
 == Compatibility
 
@@ -295,7 +302,7 @@ func init() {
 			if policy, err = conf.FieldBatchPolicy(fieldBatching); err != nil {
 				return
 			}
-			out, err = newFranzOutput(conf, mgr.Logger())
+			out, err = newStreamFranzOutput(conf, mgr)
 			return
 		})
 }
@@ -580,6 +587,8 @@ type franzOutput struct {
 
 	mu     sync.RWMutex
 	client *kgo.Client
+
+	removeProbe func() // nil when no stream registered the probe (tests)
 }
 
 func newFranzOutput(conf *service.ParsedConfig, log *service.Logger) (*franzOutput, error) {
@@ -631,6 +640,17 @@ func newFranzOutput(conf *service.ParsedConfig, log *service.Logger) (*franzOutp
 	return o, nil
 }
 
+// newStreamFranzOutput is newFranzOutput for an output of a stream: it also
+// registers the output's readiness probe with the stream's health registry.
+func newStreamFranzOutput(conf *service.ParsedConfig, mgr *service.Resources) (*franzOutput, error) {
+	o, err := newFranzOutput(conf, mgr.Logger())
+	if err != nil {
+		return nil, err
+	}
+	o.removeProbe = health.For(mgr).Add(health.ComponentName("kafka_franz", mgr), o.reachable)
+	return o, nil
+}
+
 // newClient starts a client and checks that a seed broker answers.
 func (o *franzOutput) newClient(ctx context.Context) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(o.opts...)
@@ -664,6 +684,22 @@ func (o *franzOutput) Connect(ctx context.Context) error {
 		return err
 	}
 	o.client = cl
+	return nil
+}
+
+// reachable is the readiness probe: the output has connected and a broker
+// answers now. A client that is retrying through an outage would otherwise
+// look the same as one that is idle.
+func (o *franzOutput) reachable(ctx context.Context) error {
+	o.mu.RLock()
+	cl := o.client
+	o.mu.RUnlock()
+	if cl == nil {
+		return service.ErrNotConnected
+	}
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: no broker answered: %w", err)
+	}
 	return nil
 }
 
@@ -908,6 +944,9 @@ func (o *franzOutput) headers(msg *service.Message, value []byte) []kgo.RecordHe
 
 // Close stops the client; writes still waiting fail.
 func (o *franzOutput) Close(ctx context.Context) error {
+	if o.removeProbe != nil {
+		o.removeProbe()
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.client != nil {
