@@ -572,6 +572,7 @@ topic: %s
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
 	probes := health.For(res).Probes()
 	if len(probes) != 1 || !strings.HasPrefix(probes[0].Name, "kafka_franz") {
 		t.Fatalf("probes %v, want the output's", probes)

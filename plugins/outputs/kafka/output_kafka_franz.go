@@ -16,6 +16,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -124,8 +125,10 @@ When the pipeline shuts down, writes still waiting for a broker are nacked rathe
 == Readiness
 
 The output adds a readiness probe, run by hookpipe's webhook input for its `+"`/readyz`"+`: it fails until the output
-has connected, and while no broker answers an ApiVersions request (the client tries the brokers it knows, then the
-seed brokers). A load balancer then stops sending during an outage instead of finding out from held deliveries.
+has connected, and while no broker answers a metadata request. Every broker the client knows is asked at once and
+one answer is enough, so a single broker that hangs does not fail readiness while the rest of the cluster works.
+Before any broker is known the seed brokers are asked. A load balancer then stops sending during an outage instead
+of finding out from held deliveries.
 
 == Compatibility
 
@@ -587,6 +590,7 @@ type franzOutput struct {
 
 	mu     sync.RWMutex
 	client *kgo.Client
+	closed bool // Close ran: a Connect finishing later keeps no client
 
 	removeProbe func() // nil when no stream registered the probe (tests)
 }
@@ -672,24 +676,41 @@ func (o *franzOutput) newClient(ctx context.Context) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Connect creates the client once the brokers answer.
+// Connect creates the client once the brokers answer. The brokers are
+// waited for outside the lock, so the readiness probe and writes never wait
+// behind a connection attempt.
 func (o *franzOutput) Connect(ctx context.Context) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.client != nil {
+	o.mu.RLock()
+	connected := o.client != nil
+	o.mu.RUnlock()
+	if connected {
 		return nil
 	}
 	cl, err := o.newClient(ctx)
 	if err != nil {
 		return err
 	}
-	o.client = cl
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case o.closed:
+		cl.Close()
+		return service.ErrNotConnected
+	case o.client != nil:
+		cl.Close() // another Connect got there first
+	default:
+		o.client = cl
+	}
 	return nil
 }
 
 // reachable is the readiness probe: the output has connected and a broker
 // answers now. A client that is retrying through an outage would otherwise
 // look the same as one that is idle.
+//
+// Every known broker is asked at once and one answer is enough: asked one
+// after the other, a single broker that hangs would use up the probe's time
+// and fail readiness on every instance while the rest of the cluster works.
 func (o *franzOutput) reachable(ctx context.Context) error {
 	o.mu.RLock()
 	cl := o.client
@@ -697,10 +718,38 @@ func (o *franzOutput) reachable(ctx context.Context) error {
 	if cl == nil {
 		return service.ErrNotConnected
 	}
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: no broker answered: %w", err)
+	brokers := cl.DiscoveredBrokers()
+	if len(brokers) == 0 {
+		// Nothing discovered yet: the client tries its seed brokers.
+		if err := cl.Ping(ctx); err != nil {
+			return fmt.Errorf("kafka: no broker answered: %w", err)
+		}
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan error, len(brokers)) // never blocks a late answer
+	for _, b := range brokers {
+		go func() {
+			// A metadata request for no topics: what the client's own
+			// Ping sends.
+			req := kmsg.NewPtrMetadataRequest()
+			req.Topics = []kmsg.MetadataRequestTopic{}
+			_, err := b.Request(ctx, req)
+			answers <- err
+		}()
+	}
+	var first error
+	for range brokers {
+		err := <-answers
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return fmt.Errorf("kafka: no broker answered: %w", first)
 }
 
 // ConnectionTest reports whether a seed broker answers.
@@ -949,6 +998,7 @@ func (o *franzOutput) Close(ctx context.Context) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.closed = true
 	if o.client != nil {
 		o.client.Close()
 		o.client = nil
