@@ -23,7 +23,8 @@ const (
 )
 
 // ceLeadingAttrs are written first, in this order; extensions follow sorted.
-var ceLeadingAttrs = []string{"specversion", "id", "source", "type", "subject", "time", "dataschema"}
+// ceLeadingIndex gives their positions.
+var ceLeadingAttrs = [...]string{"specversion", "id", "source", "type", "subject", "time", "dataschema"}
 
 // ceLeadingKeys are the header keys of ceLeadingAttrs, built once.
 var ceLeadingKeys = func() []string {
@@ -64,19 +65,41 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 	if !ok {
 		return hs
 	}
-	if s, ok := attrs["specversion"].(string); !ok || s != ceSpecVersion {
+	// One pass over the envelope sorts its members into the leading
+	// attributes, by position, and the extensions, and sums the size of
+	// their header values: the headers and their values then take one
+	// allocation each, of the size they need.
+	var leading [len(ceLeadingAttrs)]any
+	var extensionStore [16]ceMember
+	extensions := extensionStore[:0]
+	size := len(ceStructuredJSON)
+	for name, value := range attrs {
+		if i := ceLeadingIndex(name); i >= 0 {
+			leading[i] = value
+		} else if isCEExtension(name) {
+			extensions = append(extensions, ceMember{name, value})
+		} else {
+			continue
+		}
+		size += ceHeaderValueSize(value)
+	}
+	if s, ok := leading[0].(string); !ok || s != ceSpecVersion {
 		return hs
 	}
-	for _, required := range []string{"id", "source", "type"} {
-		if s, ok := attrs[required].(string); !ok || s == "" {
+	for _, required := range leading[1:4] { // id, source, type
+		if s, ok := required.(string); !ok || s == "" {
 			return hs
 		}
 	}
 
-	// At most one header per member, plus content-type. The values share
-	// one buffer: a record's headers cost a few allocations, not one each.
-	hs = slices.Grow(hs, len(attrs)+1)
-	values := make([]byte, 0, 256)
+	count := len(extensions) + 1 // and content-type
+	for _, value := range leading {
+		if value != nil {
+			count++
+		}
+	}
+	hs = slices.Grow(hs, count)
+	values := make([]byte, 0, size)
 	add := func(key string, v any) {
 		start := len(values)
 		var ok bool
@@ -84,22 +107,56 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 			hs = append(hs, kgo.RecordHeader{Key: key, Value: values[start:len(values):len(values)]})
 		}
 	}
-	for i, name := range ceLeadingAttrs {
-		add(ceLeadingKeys[i], attrs[name])
+	for i, value := range leading {
+		add(ceLeadingKeys[i], value)
 	}
-	var names [16]string
-	extensions := names[:0]
-	for name := range attrs {
-		if isCEExtension(name) {
-			extensions = append(extensions, name)
-		}
-	}
-	slices.Sort(extensions)
-	for _, name := range extensions {
-		add(ceExtensionKey(name), attrs[name])
+	slices.SortFunc(extensions, func(a, b ceMember) int { return strings.Compare(a.name, b.name) })
+	for _, e := range extensions {
+		add(ceExtensionKey(e.name), e.value)
 	}
 	add(ceContentType, ceStructuredJSON)
 	return hs
+}
+
+// ceMember is an extension attribute of an envelope.
+type ceMember struct {
+	name  string
+	value any
+}
+
+// ceLeadingIndex is the position of name in ceLeadingAttrs, or -1.
+func ceLeadingIndex(name string) int {
+	switch name {
+	case "specversion":
+		return 0
+	case "id":
+		return 1
+	case "source":
+		return 2
+	case "type":
+		return 3
+	case "subject":
+		return 4
+	case "time":
+		return 5
+	case "dataschema":
+		return 6
+	}
+	return -1
+}
+
+// ceHeaderValueSize is the size of v's header value, exact for text and
+// an allowance for other values (a larger one grows the buffer).
+func ceHeaderValueSize(v any) int {
+	switch t := v.(type) {
+	case nil:
+		return 0
+	case string:
+		return len(t)
+	case json.Number:
+		return len(t)
+	}
+	return 24
 }
 
 // isCEExtension reports whether an envelope member is an extension

@@ -358,15 +358,20 @@ content-type=application/cloudevents+json
 }
 
 func TestCloudEventExtensionNames(t *testing.T) {
-	notExtensions := append([]string{"data", "data_base64", "datacontenttype", "", "Upper", "with_underscore", "dash-ed"}, ceLeadingAttrs...)
+	notExtensions := append([]string{"data", "data_base64", "datacontenttype", "", "Upper", "with_underscore", "dash-ed"}, ceLeadingAttrs[:]...)
 	for _, name := range notExtensions {
 		if isCEExtension(name) {
 			t.Errorf("%q taken as an extension", name)
 		}
 	}
 	for _, name := range []string{"provider", "resource", "action", "deliveryid", "receivedat", "replayed", "attempt", "x9"} {
-		if !isCEExtension(name) || ceExtensionKey(name) != "ce_"+name {
-			t.Errorf("%q: extension %v, key %q", name, isCEExtension(name), ceExtensionKey(name))
+		if !isCEExtension(name) || ceExtensionKey(name) != "ce_"+name || ceLeadingIndex(name) != -1 {
+			t.Errorf("%q: extension %v, key %q, leading index %d", name, isCEExtension(name), ceExtensionKey(name), ceLeadingIndex(name))
+		}
+	}
+	for i, name := range ceLeadingAttrs {
+		if ceLeadingIndex(name) != i {
+			t.Errorf("%q: leading index %d, want %d", name, ceLeadingIndex(name), i)
 		}
 	}
 }
