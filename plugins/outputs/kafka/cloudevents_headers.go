@@ -65,6 +65,10 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 	if !ok {
 		return hs
 	}
+	// Any other JSON object is turned away with one lookup.
+	if s, _ := attrs["specversion"].(string); s != ceSpecVersion {
+		return hs
+	}
 	// One pass over the envelope sorts its members into the leading
 	// attributes, by position, and the extensions, and sums the size of
 	// their header values: the headers and their values then take one
@@ -82,9 +86,6 @@ func appendCloudEventHeaders(hs []kgo.RecordHeader, v any) []kgo.RecordHeader {
 			continue
 		}
 		size += ceHeaderValueSize(value)
-	}
-	if s, ok := leading[0].(string); !ok || s != ceSpecVersion {
-		return hs
 	}
 	for _, required := range leading[1:4] { // id, source, type
 		if s, ok := required.(string); !ok || s == "" {

@@ -125,10 +125,11 @@ When the pipeline shuts down, writes still waiting for a broker are nacked rathe
 == Readiness
 
 The output adds a readiness probe, run by hookpipe's webhook input for its `+"`/readyz`"+`: it fails until the output
-has connected, and while no broker answers a metadata request. Every broker the client knows is asked at once and
-one answer is enough, so a single broker that hangs does not fail readiness while the rest of the cluster works.
-Before any broker is known the seed brokers are asked. A load balancer then stops sending during an outage instead
-of finding out from held deliveries.
+has connected, and while no broker answers a metadata request. Every broker the client knows is asked at once, and
+so are the seed brokers, one after the other, when the known ones fail; one answer is enough. A single broker that
+hangs does not fail readiness while the rest of the cluster works, and a cluster that moved behind the same seed
+address passes again as soon as it answers. A load balancer then stops sending during an outage instead of finding
+out from held deliveries.
 
 == Compatibility
 
@@ -708,9 +709,9 @@ func (o *franzOutput) Connect(ctx context.Context) error {
 // answers now. A client that is retrying through an outage would otherwise
 // look the same as one that is idle.
 //
-// Every known broker is asked at once and one answer is enough: asked one
-// after the other, a single broker that hangs would use up the probe's time
-// and fail readiness on every instance while the rest of the cluster works.
+// The brokers are asked at once and one answer is enough: asked one after
+// the other, a single broker that hangs would use up the probe's time and
+// fail readiness on every instance while the rest of the cluster works.
 func (o *franzOutput) reachable(ctx context.Context) error {
 	o.mu.RLock()
 	cl := o.client
@@ -718,17 +719,16 @@ func (o *franzOutput) reachable(ctx context.Context) error {
 	if cl == nil {
 		return service.ErrNotConnected
 	}
+	// Each known broker is asked directly, and beside them the client's own
+	// Ping, which goes on to the seed brokers when the known ones fail and
+	// refreshes the client's list of brokers from the answer: a cluster that
+	// moved (new broker addresses behind the same seed address) passes at
+	// once.
 	brokers := cl.DiscoveredBrokers()
-	if len(brokers) == 0 {
-		// Nothing discovered yet: the client tries its seed brokers.
-		if err := cl.Ping(ctx); err != nil {
-			return fmt.Errorf("kafka: no broker answered: %w", err)
-		}
-		return nil
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	answers := make(chan error, len(brokers)) // never blocks a late answer
+	answers := make(chan error, len(brokers)+1) // never blocks a late answer
+	go func() { answers <- cl.Ping(ctx) }()
 	for _, b := range brokers {
 		go func() {
 			// A metadata request for no topics: what the client's own
@@ -740,7 +740,7 @@ func (o *franzOutput) reachable(ctx context.Context) error {
 		}()
 	}
 	var first error
-	for range brokers {
+	for range len(brokers) + 1 {
 		err := <-answers
 		if err == nil {
 			return nil

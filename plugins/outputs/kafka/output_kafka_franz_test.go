@@ -395,6 +395,36 @@ func TestCloudEventHeadersFromStructured(t *testing.T) {
 	}
 }
 
+// More extensions than the header builder keeps on its stack, and values
+// larger than it reserved room for: every header keeps its own value, in
+// order, and appending to one cannot overwrite the next.
+func TestCloudEventHeadersManyExtensions(t *testing.T) {
+	envelope := map[string]any{"specversion": "1.0", "id": "1", "source": "s", "type": "t"}
+	var want strings.Builder
+	want.WriteString("ce_specversion=1.0\nce_id=1\nce_source=s\nce_type=t\n")
+	big := map[string]any{"text": strings.Repeat("x", 300)}
+	envelope["big"] = big
+	want.WriteString(`ce_big={"text":"` + strings.Repeat("x", 300) + `"}` + "\n")
+	for i := range 20 {
+		name := fmt.Sprintf("x%02d", i)
+		envelope[name] = int64(i)
+		fmt.Fprintf(&want, "ce_%s=%d\n", name, i)
+	}
+	want.WriteString("content-type=application/cloudevents+json\n")
+
+	hs := appendCloudEventHeaders(nil, envelope)
+	if got := headerString(hs); got != want.String() {
+		t.Fatalf("headers:\n%s\nwant:\n%s", got, want.String())
+	}
+	for i := range hs[:len(hs)-1] {
+		next := string(hs[i+1].Value)
+		_ = append(hs[i].Value, '!')
+		if string(hs[i+1].Value) != next {
+			t.Fatalf("appending to %s changed %s", hs[i].Key, hs[i+1].Key)
+		}
+	}
+}
+
 func TestRecordHeaders(t *testing.T) {
 	msg := service.NewMessage(ceEnvelope())
 	msg.MetaSetMut("hookpipe_provider", "controlshift")

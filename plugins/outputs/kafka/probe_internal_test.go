@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,25 +35,9 @@ func probeWithin(t *testing.T, o *franzOutput, timeout time.Duration) error {
 // probe past its timeout.
 func TestProbeDoesNotWaitForConnect(t *testing.T) {
 	// A seed broker that accepts connections and never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var conns sync.WaitGroup
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); conns.Wait() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() { <-stop; c.Close() })
-		}
-	}()
+	silent := startProxy(t, "")
 
-	o := newOutput(t, fmt.Sprintf("seed_brokers: [ %q ]\ntopic: t\n", ln.Addr().String()))
+	o := newOutput(t, fmt.Sprintf("seed_brokers: [ %q ]\ntopic: t\n", silent.addr()))
 	connectCtx, cancelConnect := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancelConnect()
 	connected := make(chan error, 1)
@@ -108,5 +94,110 @@ func TestProbePassesWithOneBrokerHung(t *testing.T) {
 		if err := probeWithin(t, o, time.Second); err != nil {
 			t.Fatalf("probe with one broker of three hung: %v", err)
 		}
+	}
+}
+
+// The client knows the brokers of a cluster that went away; a new cluster
+// answers behind the same seed address. The probe passes again within a few
+// rounds, without waiting for the client's next metadata refresh (minutes).
+func TestProbeFollowsClusterBehindSeed(t *testing.T) {
+	first, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := startProxy(t, first.ListenAddrs()[0])
+
+	o := newOutput(t, fmt.Sprintf("seed_brokers: [ %q ]\ntopic: t\n", seed.addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := o.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Close(context.Background()) })
+	if err := probeWithin(t, o, time.Second); err != nil {
+		t.Fatalf("probe with the first cluster up: %v", err)
+	}
+
+	first.Close()
+	second, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(second.Close)
+	seed.retarget(second.ListenAddrs()[0])
+	// The first probes may still meet the connections that died with the
+	// first cluster; the next ones dial the seed address again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := probeWithin(t, o, time.Second)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe with a new cluster behind the seed address still failing after 5s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tcpProxy forwards each connection it accepts to its target address, or,
+// with none, holds it open without a word.
+type tcpProxy struct {
+	ln     net.Listener
+	target atomic.Value // string
+}
+
+func startProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln}
+	p.target.Store(target)
+	var conns sync.WaitGroup
+	accepted := make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { p.serve(c, stop) })
+		}
+	}()
+	// The accept loop ends before the connections are waited for.
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepted
+		close(stop)
+		conns.Wait()
+	})
+	return p
+}
+
+func (p *tcpProxy) addr() string           { return p.ln.Addr().String() }
+func (p *tcpProxy) retarget(target string) { p.target.Store(target) }
+
+func (p *tcpProxy) serve(c net.Conn, stop <-chan struct{}) {
+	defer c.Close()
+	target := p.target.Load().(string)
+	if target == "" {
+		<-stop
+		return
+	}
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	select {
+	case <-done:
+	case <-stop:
 	}
 }
