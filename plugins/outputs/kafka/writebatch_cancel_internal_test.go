@@ -13,7 +13,6 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -135,28 +134,8 @@ compression: none
 	}
 
 	letGo()
-	consumer, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consumer.Close)
-	readCtx, cancelRead := context.WithTimeout(context.Background(), wait)
-	defer cancelRead()
-	var got []*kgo.Record
-	for len(got) < n {
-		fetches := consumer.PollFetches(readCtx)
-		if readCtx.Err() != nil {
-			t.Fatalf("read %d of %d records back from %s: records the client still held were lost (a value released to the pool is cleared)", len(got), n, topic)
-		}
-		for _, fe := range fetches.Errors() {
-			t.Fatalf("consume %s: %v", topic, fe.Err)
-		}
-		got = append(got, fetches.Records()...)
-	}
+	// Lost records (a value released to the pool is cleared) fail here.
+	got := consumeWithFranz(t, addr, topic, n)
 	if len(got) != n {
 		t.Errorf("read %d records back, want %d", len(got), n)
 	}
