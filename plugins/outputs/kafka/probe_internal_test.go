@@ -17,15 +17,17 @@ import (
 )
 
 // probeWithin runs the readiness probe with a timeout and fails the test if
-// it takes much longer than that: the webhook input runs all sink probes of
-// a stream together and waits for the slowest.
+// the probe ignores it (returns seconds after it): a probe must return by
+// its ctx's deadline, since the webhook input runs all sink probes of a
+// stream together and waits for the slowest. The margin is wide so that a
+// slow machine never fails it; a probe stuck behind Connect takes 20 s.
 func probeWithin(t *testing.T, o *franzOutput, timeout time.Duration) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
 	err := o.reachable(ctx)
-	if took := time.Since(start); took > timeout+time.Second {
+	if took := time.Since(start); took > timeout+5*time.Second {
 		t.Fatalf("the probe took %s with a %s timeout", took.Round(time.Millisecond), timeout)
 	}
 	return err
